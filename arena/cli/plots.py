@@ -1,0 +1,75 @@
+"""``arena plots``: write PNG plots (ratings with CIs, win-rate and battle-count heatmaps)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from arena.cli.rating_args import (
+    add_rating_arguments,
+    add_source_arguments,
+    load_battles,
+    options_from_args,
+    progress_factory,
+)
+from arena.cli.ratings import fail
+from ratings import BattleDataError, ConvergenceError, compute_leaderboard
+
+__all__ = ["register", "run"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plots",
+        help="write leaderboard plots as PNG files",
+        description="Write ratings_ci.png, win_rate_heatmap.png and battle_count_heatmap.png "
+        "(and rating_vs_size.png when --roster gives model sizes) into --out DIR.",
+    )
+    add_source_arguments(p)
+    add_rating_arguments(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    p.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="roster TOML whose params_b metadata adds a rating-vs-size plot",
+    )
+    p.set_defaults(handler=run)
+
+
+def _sizes(roster: Path | None) -> dict[str, float]:
+    if roster is None:
+        return {}
+    import tomllib
+
+    try:
+        doc = tomllib.loads(roster.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise BattleDataError(str(roster), f"cannot read the roster ({exc})") from None
+    return {
+        str(e["name"]): float(e["params_b"])
+        for e in doc.get("models", [])
+        if isinstance(e, dict) and "name" in e and isinstance(e.get("params_b"), int | float)
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from ratings.plots import write_plots
+
+    try:
+        options = options_from_args(args)
+        battles = load_battles(args)
+        sizes = _sizes(args.roster)
+        lb = compute_leaderboard(battles, options, progress=progress_factory(args, "bootstrap"))
+    except (BattleDataError, ValueError) as exc:
+        return fail(str(exc))
+    except ConvergenceError as exc:
+        print(f"arena: {exc}", file=sys.stderr)
+        return 1
+    for warning in lb.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for path in write_plots(lb, args.out, sizes):
+        print(path)
+    return 0

@@ -1,0 +1,187 @@
+"""Options shared by ``arena ratings``, ``arena plots`` and ``arena audit``: where battles come
+from (a file or the database) and how to rate them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ratings import BattleDataError, Battles, EloOptions, RatingOptions, read_battles
+from ratings.leaderboard import CI_METHODS, METHODS
+
+__all__ = [
+    "add_rating_arguments",
+    "add_source_arguments",
+    "load_battles",
+    "options_from_args",
+    "parse_anchor",
+    "progress_factory",
+]
+
+
+def parse_anchor(text: str) -> tuple[str, float]:
+    """Parse ``MODEL=VALUE`` (the model name may itself contain ``=``)."""
+    model, sep, value = text.rpartition("=")
+    if not sep or not model:
+        raise argparse.ArgumentTypeError(f"expected MODEL=VALUE, got {text!r}")
+    try:
+        return model, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"anchor value {value!r} is not a number") from None
+
+
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """SOURCE (a battle file or a database URL) and the database options."""
+    p.add_argument(
+        "source",
+        nargs="?",
+        metavar="SOURCE",
+        help="battle log (.jsonl/.ndjson/.json/.csv, optionally .gz, or .parquet) or a "
+        "database URL (sqlite:///..., postgresql+psycopg://...)",
+    )
+    p.add_argument(
+        "--db",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="URL",
+        help="read votes from the arena database (default URL: ARENA_DB_URL, else the SQLite "
+        "file under ARENA_DATA_DIR)",
+    )
+    p.add_argument(
+        "--include-named",
+        action="store_true",
+        help="also count side-by-side votes where the voter saw the model names",
+    )
+    p.add_argument(
+        "--include-excluded",
+        action="store_true",
+        help="database only: also count votes that carry an exclusion reason",
+    )
+
+
+def add_rating_arguments(p: argparse.ArgumentParser) -> None:
+    """Everything that determines the ratings (see ``ratings.RatingOptions``)."""
+    g = p.add_argument_group("rating")
+    g.add_argument("--method", choices=METHODS, default="bt", help="bt (default) or online elo")
+    g.add_argument(
+        "--ci",
+        choices=CI_METHODS,
+        default=None,
+        help="confidence intervals: sandwich (default for bt), fisher, bootstrap, none "
+        "(default for elo)",
+    )
+    g.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default 1000)")
+    g.add_argument(
+        "--cluster-by",
+        choices=("judge", "question_id"),
+        default=None,
+        help="resample (bootstrap) or sum scores (sandwich) by voter or by prompt",
+    )
+    g.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    g.add_argument(
+        "--anchor",
+        type=parse_anchor,
+        default=None,
+        metavar="MODEL=VALUE",
+        help="shift the scale so MODEL has rating VALUE (default: mean rating 1000)",
+    )
+    g.add_argument(
+        "--min-battles",
+        type=int,
+        default=0,
+        metavar="N",
+        help="leave out models with fewer than N battles (default 0)",
+    )
+    g.add_argument(
+        "--l2",
+        type=float,
+        default=RatingOptions.l2,
+        help=f"ridge penalty of the BT fit (default {RatingOptions.l2:g}; 0 = pure MLE)",
+    )
+    g.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    g.add_argument("--elo-k", type=float, default=EloOptions.k, help="online Elo K (default 4)")
+    g.add_argument("--elo-base", type=float, default=EloOptions.base, help="Elo base (10)")
+    g.add_argument("--elo-scale", type=float, default=EloOptions.scale, help="Elo scale (400)")
+    g.add_argument("--elo-init", type=float, default=EloOptions.init, help="Elo start (1000)")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def options_from_args(args: argparse.Namespace) -> RatingOptions:
+    """Build RatingOptions; raises ValueError with a clear message for bad combinations."""
+    ci = args.ci or ("sandwich" if args.method == "bt" else "none")
+    return RatingOptions(
+        method=args.method,
+        ci=ci,
+        rounds=args.rounds,
+        cluster_by=args.cluster_by,
+        seed=args.seed,
+        anchor=args.anchor,
+        min_battles=args.min_battles,
+        l2=args.l2,
+        level=args.level,
+        elo=EloOptions(k=args.elo_k, base=args.elo_base, scale=args.elo_scale, init=args.elo_init),
+    )
+
+
+def _is_url(text: str) -> bool:
+    return "://" in text
+
+
+def load_battles(args: argparse.Namespace) -> Battles:
+    """Read the battles named by SOURCE / ``--db``.
+
+    Raises
+    ------
+    BattleDataError
+        Bad or missing input (the message names where).
+    """
+    if args.source and args.db is not None:
+        raise BattleDataError("arguments", "give either SOURCE or --db, not both")
+    url = None
+    if args.db is not None:
+        url = args.db
+    elif args.source and _is_url(args.source):
+        url = args.source
+    if url is None:
+        if not args.source:
+            raise BattleDataError("arguments", "no SOURCE given (a battle file, or --db)")
+        if args.include_excluded:
+            raise BattleDataError(
+                args.source, "--include-excluded applies to a database source only"
+            )
+        wanted = (args.cluster_by,) if getattr(args, "cluster_by", None) else ()
+        return read_battles(args.source, include_named=args.include_named, cluster_columns=wanted)
+    return _load_from_db(url, args)
+
+
+def _load_from_db(url: str, args: argparse.Namespace) -> Battles:
+    from arena.config import Settings
+
+    try:
+        from arena import store
+    except ImportError as exc:  # pragma: no cover - the store ships with the package
+        raise BattleDataError(url or "database", f"the store is unavailable ({exc})") from None
+    settings = Settings.from_env()
+    engine = store.open_engine(url or settings.resolved_db_url)
+    try:
+        return store.battles_for_ratings(
+            engine=engine,
+            include_named=args.include_named,
+            include_excluded=args.include_excluded,
+        )
+    finally:
+        engine.dispose()
+
+
+def progress_factory(args: argparse.Namespace, desc: str) -> Any:
+    """A tqdm progress-bar factory on stderr (off with --no-progress or when not a TTY)."""
+    from tqdm import tqdm
+
+    disable = True if args.no_progress else None  # None: tqdm hides itself off a terminal
+
+    def make(total: int) -> Any:
+        return tqdm(total=total, desc=desc, unit="round", file=sys.stderr, disable=disable)
+
+    return make

@@ -1,0 +1,73 @@
+"""``arena ratings``: recompute the leaderboard from a battle log or the database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from arena.cli.rating_args import (
+    add_rating_arguments,
+    add_source_arguments,
+    load_battles,
+    options_from_args,
+    progress_factory,
+)
+from ratings import BattleDataError, ConvergenceError, compute_leaderboard, format_leaderboard
+from ratings.export import FORMATS
+
+__all__ = ["register", "run"]
+
+_SUFFIX_FORMAT = {".csv": "csv", ".json": "json", ".md": "md", ".html": "html", ".htm": "html"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ratings",
+        help="compute the leaderboard from a battle log or the database",
+        description="Fit Bradley-Terry (or online Elo) ratings with confidence intervals and "
+        "print or write the leaderboard. Exit status 2 on bad input.",
+    )
+    add_source_arguments(p)
+    add_rating_arguments(p)
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="table (default on screen), csv, json, md or html; with --out the default comes "
+        "from the file suffix",
+    )
+    out.add_argument("--out", type=Path, default=None, metavar="PATH", help="write to PATH")
+    p.set_defaults(handler=run)
+
+
+def fail(message: str) -> int:
+    """Print an error the way the CLI reports bad input, and return exit status 2."""
+    print(f"arena: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = args.format
+    if fmt is None:
+        fmt = _SUFFIX_FORMAT.get(args.out.suffix.lower(), "table") if args.out else "table"
+    try:
+        options = options_from_args(args)
+        battles = load_battles(args)
+        lb = compute_leaderboard(battles, options, progress=progress_factory(args, "bootstrap"))
+    except (BattleDataError, ValueError) as exc:
+        return fail(str(exc))
+    except ConvergenceError as exc:
+        print(f"arena: {exc}", file=sys.stderr)
+        return 1
+    for warning in lb.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    text = format_leaderboard(lb, fmt)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8", newline="\n")
+        print(f"wrote {args.out} ({len(lb.rows)} models, {lb.n_battles} battles)", file=sys.stderr)
+    return 0

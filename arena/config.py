@@ -1,0 +1,180 @@
+"""The one settings object: every knob, its default, its help text and its ``ARENA_*`` variable.
+
+Settings are read from the environment once (``Settings.from_env()``) and passed explicitly;
+nothing reads configuration from module globals.  Command-line flags override the environment
+by building a new object with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "describe_settings"]
+
+ENV_PREFIX = "ARENA_"
+
+
+class SettingsError(ValueError):
+    """An ``ARENA_*`` variable holds a value that cannot be used; the message names it."""
+
+
+def _setting(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+def _default_data_dir() -> str:
+    return str(Path.cwd() / "arena-data")
+
+
+def _default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "arena")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Arena settings.  Each field maps to the environment variable ``ARENA_<NAME>``."""
+
+    data_dir: str = field(
+        default_factory=_default_data_dir,
+        metadata={
+            "help": "Directory for the default SQLite database and the generated secret "
+            "(default: ./arena-data in the working directory)."
+        },
+    )
+    cache_dir: str = field(
+        default_factory=_default_cache_dir,
+        metadata={
+            "help": "Directory for converted model weights (default: $XDG_CACHE_HOME/arena "
+            "or ~/.cache/arena)."
+        },
+    )
+    db_url: str = _setting(
+        "",
+        "Database URL. Empty means SQLite at <data_dir>/arena.db; for PostgreSQL use "
+        "postgresql+psycopg://user:password@host:5432/dbname.",
+    )
+    secret: str = _setting(
+        "",
+        "Key for hashing user identities. Empty means: generate one on first run and keep it "
+        "in <data_dir>/secret.",
+        secret=True,
+    )
+    roster: str = _setting(
+        "", "Model roster file (TOML). Empty means the bundled data/models.toml."
+    )
+    host: str = _setting("127.0.0.1", "Address the web app listens on.")
+    port: int = _setting(7860, "Port the web app listens on.")
+    max_prompt_chars: int = _setting(4000, "Longest prompt accepted, in characters.")
+    max_turns: int = _setting(8, "Most user turns in one battle before a vote is required.")
+    generation_timeout_s: float = _setting(
+        120.0, "Seconds a model may take for one reply before the battle is marked error."
+    )
+    leaderboard_refresh_s: float = _setting(
+        60.0, "Least seconds between two leaderboard recomputations in the app."
+    )
+    min_battles: int = _setting(
+        50, "Models with fewer counted battles are marked preliminary on the leaderboard."
+    )
+    concurrency_limit: int = _setting(
+        32, "Most Gradio events processed at once (several users battle concurrently)."
+    )
+    trusted_proxies: str = _setting(
+        "",
+        "Comma-separated addresses whose X-Forwarded-For header is believed. Empty: trust none.",
+    )
+    connect_timeout_s: float = _setting(
+        10.0, "Seconds to wait for a TCP/TLS connection to an OpenAI-compatible model server."
+    )
+    read_timeout_s: float = _setting(
+        60.0,
+        "Most seconds between two chunks from an OpenAI-compatible model server (the first "
+        "chunk included) before the reply is a timeout.",
+    )
+    backend_retries: int = _setting(
+        2,
+        "Retries of a model-server request that failed before its first token (connection "
+        "refused, HTTP 429/5xx); never retried once text has streamed.",
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``ARENA_*`` variables, falling back to the defaults.
+
+        Parameters
+        ----------
+        environ
+            Mapping to read instead of ``os.environ`` (tests pass their own).
+
+        Returns
+        -------
+        Settings
+
+        Raises
+        ------
+        SettingsError
+            When a variable cannot be converted to its field's type; the variable is named.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = ENV_PREFIX + f.name.upper()
+            if name not in env:
+                continue
+            raw = env[name]
+            values[f.name] = _convert(name, raw, f.type)
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with the non-``None`` overrides applied (command-line flags)."""
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def resolved_db_url(self) -> str:
+        """The database URL, with the SQLite default filled in."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_path / 'arena.db').resolve()}"
+
+    @property
+    def trusted_proxy_set(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
+
+
+def _convert(name: str, raw: str, type_name: Any) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            low = raw.strip().lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None
+    return raw
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """Return ``(variable, default, help)`` for every setting, for docs and ``--help``."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = repr(f.default) if f.default is not dataclasses.MISSING else "(computed)"
+        if f.metadata.get("secret"):
+            default = "(generated)"
+        rows.append((ENV_PREFIX + f.name.upper(), default, f.metadata["help"]))
+    return rows

@@ -1,0 +1,143 @@
+"""The battle store: SQLModel tables and the only code that writes the database.
+
+SQLite by default (WAL, ``synchronous=FULL``, busy timeout, ``BEGIN IMMEDIATE`` writes);
+PostgreSQL with ``ARENA_DB_URL=postgresql+psycopg://...``.  Modules, one idea each:
+
+``models``     tables and their public shapes (a battle's public shape has no model names)
+``engine``     opening a database, SQLite pragmas, Alembic schema check and upgrade
+``ops``        keyword-only write operations on an explicit session (one commit each)
+``identity``   keyed-hash user keys and the secret behind them
+``reads``      votes -> ``ratings.data.Battles`` arrays, fast
+``exchange``   ``clean_battle`` JSONL export and all-or-nothing import
+``errors``     typed failures
+
+See docs/store.md.
+"""
+
+from __future__ import annotations
+
+from arena.store.engine import (
+    check_schema,
+    current_revision,
+    head_revision,
+    open_engine,
+    reader,
+    redact_url,
+    upgrade,
+)
+from arena.store.errors import (
+    AlreadyVoted,
+    BattleErrored,
+    BattleImportError,
+    BattleNotFound,
+    BattleNotReady,
+    ForeignBattle,
+    InvalidTransition,
+    InvalidValue,
+    SchemaOutOfDate,
+    StoreError,
+    UnknownModel,
+    VoteNotFound,
+    VoteRefused,
+)
+from arena.store.exchange import ImportReport, export_battles, import_battles, iter_export_records
+from arena.store.identity import resolve_secret, user_key
+from arena.store.models import (
+    BATTLE_MODES,
+    BATTLE_STATUSES,
+    MESSAGE_SIDES,
+    WINNERS,
+    Battle,
+    BattleCreate,
+    BattlePublic,
+    Message,
+    MessageCreate,
+    MessagePublic,
+    Model,
+    ModelCreate,
+    ModelEvent,
+    ModelPublic,
+    Vote,
+    VoteCreate,
+    VotePublic,
+    utcnow,
+)
+from arena.store.ops import (
+    ALLOWED_TRANSITIONS,
+    append_message,
+    battle_model_names,
+    create_battle,
+    deprecate_model,
+    get_battle,
+    get_vote,
+    list_messages,
+    mark_exclusion,
+    new_session,
+    question_id_for,
+    record_vote,
+    set_status,
+    upsert_model,
+)
+from arena.store.reads import battles_for_ratings
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "BATTLE_MODES",
+    "BATTLE_STATUSES",
+    "MESSAGE_SIDES",
+    "WINNERS",
+    "AlreadyVoted",
+    "Battle",
+    "BattleCreate",
+    "BattleErrored",
+    "BattleImportError",
+    "BattleNotFound",
+    "BattleNotReady",
+    "BattlePublic",
+    "ForeignBattle",
+    "ImportReport",
+    "InvalidTransition",
+    "InvalidValue",
+    "Message",
+    "MessageCreate",
+    "MessagePublic",
+    "Model",
+    "ModelCreate",
+    "ModelEvent",
+    "ModelPublic",
+    "SchemaOutOfDate",
+    "StoreError",
+    "UnknownModel",
+    "Vote",
+    "VoteCreate",
+    "VoteNotFound",
+    "VotePublic",
+    "VoteRefused",
+    "append_message",
+    "battle_model_names",
+    "battles_for_ratings",
+    "check_schema",
+    "create_battle",
+    "current_revision",
+    "deprecate_model",
+    "export_battles",
+    "get_battle",
+    "get_vote",
+    "head_revision",
+    "import_battles",
+    "iter_export_records",
+    "list_messages",
+    "mark_exclusion",
+    "new_session",
+    "open_engine",
+    "question_id_for",
+    "reader",
+    "record_vote",
+    "redact_url",
+    "resolve_secret",
+    "set_status",
+    "upgrade",
+    "upsert_model",
+    "user_key",
+    "utcnow",
+]

@@ -1,0 +1,562 @@
+"""Battle files in and out: LMSYS ``clean_battle`` JSONL, deterministic and lossless.
+
+Export writes one JSON object per line with the public field names (``question_id,
+model_a, model_b, winner, judge, turn, anony, language, tstamp``) plus ``battle_id`` and
+``exclusion`` (``null`` when the vote is counted), and with ``--with-conversations``
+``conversation_a`` / ``conversation_b`` as ``[{"role", "content"}, ...]``.  Keys are sorted,
+records ordered by ``(tstamp, battle_id)``, gzip headers carry no time or name, so
+export -> import into an empty database -> export gives the same bytes.
+
+Import reads such files (ours, or public dumps) in one transaction: every line is validated
+before anything is written; a bad line raises :class:`BattleImportError` naming the file,
+line and field, and the database is untouched.  Battles whose id is already stored are
+skipped and counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import json
+import math
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
+
+from arena.store.engine import reader
+from arena.store.errors import BattleImportError
+from arena.store.models import WINNERS, utcnow
+
+__all__ = [
+    "EXPORT_FIELDS",
+    "IMPORTED_BACKEND",
+    "ImportReport",
+    "export_battles",
+    "import_battles",
+    "iter_export_records",
+]
+
+EXPORT_FIELDS = (
+    "battle_id",
+    "question_id",
+    "model_a",
+    "model_b",
+    "winner",
+    "judge",
+    "turn",
+    "anony",
+    "language",
+    "tstamp",
+    "exclusion",
+)
+IMPORTED_BACKEND = "imported"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MAX_TSTAMP = 253402300799.0  # 9999-12-31T23:59:59Z, the last datetime Python can hold
+_US = dt.timedelta(microseconds=1)
+# Namespace for ids of imported records that have no battle_id (public dumps): the id is a
+# hash of the record, so importing the same dump twice skips every line the second time.
+_IMPORT_NAMESPACE = uuid.UUID("6f1c1d2e-4b8a-5a57-9c1e-3d5f0a7b2c41")
+_CHUNK = 1000
+# Core tables: bulk paths use Core statements, never one ORM object per row.
+_MODEL = SQLModel.metadata.tables["model"]
+_BATTLE = SQLModel.metadata.tables["battle"]
+_MESSAGE = SQLModel.metadata.tables["message"]
+_VOTE = SQLModel.metadata.tables["vote"]
+_MODEL_EVENT = SQLModel.metadata.tables["model_event"]
+_LIMITS = {
+    "battle_id": 64,
+    "model_a": 200,
+    "model_b": 200,
+    "judge": 128,
+    "question_id": 128,
+    "language": 20,
+    "exclusion": 100,
+}
+
+
+def _to_tstamp(when: dt.datetime) -> float:
+    # Through integer microseconds, so the float is the correctly rounded value and
+    # parsing it back (round(ts * 1e6)) recovers the same microsecond.
+    return ((when - _EPOCH) // _US) / 1_000_000
+
+
+def _from_tstamp(ts: float) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=round(ts * 1_000_000))
+
+
+# --------------------------------------------------------------------------------------------
+# export
+
+
+def iter_export_records(
+    *, engine: Engine, with_conversations: bool = False, since: dt.datetime | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield one ``clean_battle`` record per vote, in ``(tstamp, battle_id)`` order.
+
+    Parameters
+    ----------
+    engine
+        From :func:`arena.store.open_engine`.
+    with_conversations
+        Add ``conversation_a`` and ``conversation_b``.
+    since
+        Only votes at or after this time (timezone-aware).
+
+    Yields
+    ------
+    dict
+        The record (every vote, counted or not; ``exclusion`` says which).
+    """
+    v, b = _VOTE.c, _BATTLE.c
+    ma, mb = _MODEL.alias("ma"), _MODEL.alias("mb")
+    stmt = (
+        select(
+            v.battle_id,
+            v.question_id,
+            ma.c.name,
+            mb.c.name,
+            v.winner,
+            v.judge,
+            v.turn,
+            v.anony,
+            b.language,
+            v.voted_at,
+            v.exclusion,
+        )
+        .select_from(
+            _VOTE.join(_BATTLE, b.id == v.battle_id)
+            .join(ma, ma.c.id == v.model_a_id)
+            .join(mb, mb.c.id == v.model_b_id)
+        )
+        .order_by(v.voted_at, v.battle_id)
+    )
+    if since is not None:
+        stmt = stmt.where(v.voted_at >= since)
+    with reader(engine).begin() as conn:
+        result = conn.execution_options(yield_per=_CHUNK).execute(stmt)
+        for part in result.partitions():
+            records = []
+            for bid, qid, a, b, winner, judge, turn, anony, lang, voted_at, excl in part:
+                records.append(
+                    {
+                        "battle_id": bid,
+                        "question_id": qid,
+                        "model_a": a,
+                        "model_b": b,
+                        "winner": winner,
+                        "judge": judge,
+                        "turn": turn,
+                        "anony": bool(anony),
+                        "language": lang,
+                        "tstamp": _to_tstamp(voted_at),
+                        "exclusion": excl,
+                    }
+                )
+            if with_conversations:
+                _add_conversations(conn, records)
+            yield from records
+
+
+def _add_conversations(conn: Connection, records: list[dict[str, Any]]) -> None:
+    ids = [r["battle_id"] for r in records]
+    m = _MESSAGE.c
+    rows = conn.execute(
+        select(m.battle_id, m.turn, m.side, m.content).where(m.battle_id.in_(ids))
+    ).all()
+    order = {"user": 0, "a": 1, "b": 2}
+    by_battle: dict[str, list[tuple[int, str, str]]] = {}
+    for bid, turn, side, content in rows:
+        by_battle.setdefault(bid, []).append((turn, side, content))
+    for rec in records:
+        msgs = sorted(by_battle.get(rec["battle_id"], []), key=lambda m: (m[0], order[m[1]]))
+        for side in ("a", "b"):
+            rec[f"conversation_{side}"] = [
+                {"role": "user" if s == "user" else "assistant", "content": c}
+                for _, s, c in msgs
+                if s in ("user", side)
+            ]
+
+
+def _dumps(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+
+def export_battles(
+    *,
+    engine: Engine,
+    out: str | Path,
+    with_conversations: bool = False,
+    since: dt.datetime | None = None,
+) -> int:
+    """Write every vote as a ``clean_battle`` JSONL file (gzipped when ``out`` ends in .gz).
+
+    The file appears atomically (written beside, then renamed), and is byte-for-byte
+    reproducible from the same database.
+
+    Parameters
+    ----------
+    engine
+        From :func:`arena.store.open_engine`.
+    out
+        Destination, ``*.jsonl`` or ``*.jsonl.gz``.
+    with_conversations
+        Add ``conversation_a`` and ``conversation_b``.
+    since
+        Only votes at or after this time (timezone-aware).
+
+    Returns
+    -------
+    int
+        Number of records written.
+    """
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    n = 0
+    try:
+        with open(tmp, "wb") as raw:
+            stream: IO[bytes] = raw
+            gz: gzip.GzipFile | None = None
+            if path.suffix == ".gz":
+                # No file name and mtime 0 in the header: same input, same bytes.
+                gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+                stream = cast(IO[bytes], gz)
+            text = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+            for record in iter_export_records(
+                engine=engine, with_conversations=with_conversations, since=since
+            ):
+                text.write(_dumps(record) + "\n")
+                n += 1
+            text.flush()
+            text.detach()
+            if gz is not None:
+                gz.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# import
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did.
+
+    Attributes
+    ----------
+    records
+        Records read from the file.
+    inserted
+        Battles (with their vote) written.
+    duplicates
+        Records skipped because their battle id was already stored (or earlier in the file).
+    models_created
+        Names of models that were not registered and were created with backend
+        ``imported``.
+    """
+
+    records: int
+    inserted: int
+    duplicates: int
+    models_created: tuple[str, ...] = field(default=())
+
+
+@dataclass
+class _Parsed:
+    line: int
+    battle_id: str
+    question_id: str
+    model_a: str
+    model_b: str
+    winner: str
+    judge: str
+    turn: int
+    anony: bool
+    language: str | None
+    voted_at: dt.datetime
+    exclusion: str | None
+    messages: list[tuple[int, str, str]]  # (turn, side, content)
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
+    return open(path, encoding="utf-8", newline="\n")
+
+
+def _parse_file(path: Path) -> Iterator[_Parsed]:
+    source = str(path)
+    try:
+        f = _open_text(path)
+    except OSError as exc:
+        raise BattleImportError(source, f"cannot open: {exc.strerror or exc}") from None
+    with f:
+        lineno = 0
+        try:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                yield _parse_line(source, lineno, line)
+        except (UnicodeDecodeError, OSError, EOFError) as exc:
+            raise BattleImportError(source, f"unreadable file ({exc})", line=lineno + 1) from None
+
+
+def _parse_line(source: str, lineno: int, line: str) -> _Parsed:
+    def fail(message: str, fld: str | None = None) -> BattleImportError:
+        return BattleImportError(source, message, line=lineno, field=fld)
+
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise fail(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(rec, dict):
+        raise fail(f"expected a JSON object, got {type(rec).__name__}")
+
+    def text(name: str, *, required: bool, default: str | None = None) -> str | None:
+        if name not in rec or rec[name] is None:
+            if required:
+                raise fail("missing field", name)
+            return default
+        value = rec[name]
+        if not isinstance(value, str) or not value:
+            raise fail(f"expected a non-empty string, got {value!r}", name)
+        if len(value) > _LIMITS[name]:
+            raise fail(f"longer than {_LIMITS[name]} characters", name)
+        return value
+
+    model_a = text("model_a", required=True)
+    model_b = text("model_b", required=True)
+    assert model_a is not None and model_b is not None
+    if model_a == model_b:
+        raise fail(f"model {model_a!r} plays itself", "model_b")
+    winner = rec.get("winner")
+    if winner is None:
+        raise fail("missing field", "winner")
+    if winner not in WINNERS:
+        raise fail(f"unknown winner {winner!r} (expected one of {', '.join(WINNERS)})", "winner")
+    ts = rec.get("tstamp")
+    if ts is None:
+        raise fail("missing field", "tstamp")
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+        raise fail(f"expected unix seconds (a number), got {ts!r}", "tstamp")
+    if not 0 <= ts <= _MAX_TSTAMP:
+        raise fail(f"out of range: {ts!r}", "tstamp")
+    turn = rec.get("turn", 1)
+    if isinstance(turn, bool) or not isinstance(turn, int) or turn < 0:
+        raise fail(f"expected an integer >= 0, got {turn!r}", "turn")
+    anony = rec.get("anony", True)
+    if not isinstance(anony, bool):
+        raise fail(f"expected true or false, got {anony!r}", "anony")
+    battle_id = text("battle_id", required=False)
+    if battle_id is None:
+        canonical = json.dumps(rec, sort_keys=True, ensure_ascii=False)
+        battle_id = str(uuid.uuid5(_IMPORT_NAMESPACE, canonical))
+    # A missing judge or question makes its own cluster: nothing says it is shared.
+    judge = text("judge", required=False, default=f"unknown:{battle_id}")
+    question_id = text("question_id", required=False, default=battle_id)
+    assert judge is not None and question_id is not None
+    messages = _parse_conversations(rec, fail)
+    return _Parsed(
+        line=lineno,
+        battle_id=battle_id,
+        question_id=question_id,
+        model_a=model_a,
+        model_b=model_b,
+        winner=winner,
+        judge=judge,
+        turn=turn,
+        anony=anony,
+        language=text("language", required=False),
+        voted_at=_from_tstamp(float(ts)),
+        exclusion=text("exclusion", required=False),
+        messages=messages,
+    )
+
+
+def _parse_conversations(rec: dict[str, Any], fail: Any) -> list[tuple[int, str, str]]:
+    out: list[tuple[int, str, str]] = []
+    users: dict[str, list[str]] = {}
+    for side in ("a", "b"):
+        name = f"conversation_{side}"
+        conv = rec.get(name)
+        if conv is None:
+            continue
+        if not isinstance(conv, list):
+            raise fail("expected a list of {role, content} messages", name)
+        turn = 0
+        answered = False
+        users[side] = []
+        for k, msg in enumerate(conv):
+            if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
+                raise fail(f"message {k}: expected {{role, content}} with text content", name)
+            role = msg.get("role")
+            if role == "user":
+                turn += 1
+                answered = False
+                users[side].append(msg["content"])
+                if side == "a" or "a" not in users:
+                    out.append((turn, "user", msg["content"]))
+            elif role == "assistant":
+                if turn == 0 or answered:
+                    raise fail(f"message {k}: an assistant message must follow a user one", name)
+                answered = True
+                out.append((turn, side, msg["content"]))
+            else:
+                raise fail(f"message {k}: role must be 'user' or 'assistant', got {role!r}", name)
+    if "a" in users and "b" in users and users["a"] != users["b"]:
+        raise fail("the user messages differ from conversation_a's", "conversation_b")
+    return out
+
+
+def import_battles(*, engine: Engine, path: str | Path) -> ImportReport:
+    """Import a ``clean_battle`` JSONL file (``.jsonl`` or ``.jsonl.gz``), all or nothing.
+
+    Every record becomes a ``voted`` battle with its vote (and its messages, when the record
+    has conversations).  Models not yet registered are created with backend ``imported``.
+
+    Parameters
+    ----------
+    engine
+        From :func:`arena.store.open_engine`.
+    path
+        The file.
+
+    Returns
+    -------
+    ImportReport
+
+    Raises
+    ------
+    BattleImportError
+        A malformed line (bad JSON, missing or invalid field, unknown winner, a model playing
+        itself...): the message names the file, the line and the field.  Nothing is written.
+    """
+    p = Path(path)
+    parsed = list(_parse_file(p))
+    with engine.begin() as conn:
+        existing = _existing_ids(conn, [r.battle_id for r in parsed])
+        fresh: list[_Parsed] = []
+        seen = set(existing)
+        for r in parsed:
+            if r.battle_id not in seen:
+                seen.add(r.battle_id)
+                fresh.append(r)
+        created = _ensure_models(conn, {r.model_a for r in fresh} | {r.model_b for r in fresh})
+        names = {r.model_a for r in fresh} | {r.model_b for r in fresh}
+        ids: dict[str, int] = {
+            name: mid
+            for name, mid in conn.execute(
+                select(_MODEL.c.name, _MODEL.c.id).where(_MODEL.c.name.in_(names))
+            )
+        }
+        for start in range(0, len(fresh), _CHUNK):
+            _insert_chunk(conn, fresh[start : start + _CHUNK], ids)
+    return ImportReport(
+        records=len(parsed),
+        inserted=len(fresh),
+        duplicates=len(parsed) - len(fresh),
+        models_created=tuple(sorted(created)),
+    )
+
+
+def _existing_ids(conn: Connection, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        found.update(conn.execute(select(_BATTLE.c.id).where(_BATTLE.c.id.in_(chunk))).scalars())
+    return found
+
+
+def _ensure_models(conn: Connection, names: set[str]) -> list[str]:
+    have = set(conn.execute(select(_MODEL.c.name)).scalars())
+    missing = sorted(names - have)
+    if not missing:
+        return []
+    now = utcnow()
+    conn.execute(
+        insert(_MODEL),
+        [
+            {"name": n, "backend": IMPORTED_BACKEND, "config_hash": "", "created_at": now}
+            for n in missing
+        ],
+    )
+    ids = conn.execute(select(_MODEL.c.id).where(_MODEL.c.name.in_(missing))).scalars().all()
+    conn.execute(
+        insert(_MODEL_EVENT),
+        [
+            {"model_id": i, "kind": "registered", "at": now, "config_hash": "", "detail": "import"}
+            for i in ids
+        ],
+    )
+    return missing
+
+
+def _insert_chunk(conn: Connection, rows: list[_Parsed], ids: dict[str, int]) -> None:
+    if not rows:
+        return
+    conn.execute(
+        insert(_BATTLE),
+        [
+            {
+                "id": r.battle_id,
+                "mode": "anony" if r.anony else "named",
+                "model_a_id": ids[r.model_a],
+                "model_b_id": ids[r.model_b],
+                "user_key": r.judge,
+                "pair_probability": None,
+                "policy_name": IMPORTED_BACKEND,
+                "policy_version": "",
+                "language": r.language,
+                "created_at": r.voted_at,
+                "updated_at": r.voted_at,
+                "status": "voted",
+                "error_reason": None,
+            }
+            for r in rows
+        ],
+    )
+    conn.execute(
+        insert(_VOTE),
+        [
+            {
+                "battle_id": r.battle_id,
+                "winner": r.winner,
+                "model_a_id": ids[r.model_a],
+                "model_b_id": ids[r.model_b],
+                "anony": r.anony,
+                "judge": r.judge,
+                "question_id": r.question_id,
+                "turn": r.turn,
+                "voted_at": r.voted_at,
+                "exclusion": r.exclusion,
+            }
+            for r in rows
+        ],
+    )
+    messages = [
+        {
+            "battle_id": r.battle_id,
+            "turn": turn,
+            "side": side,
+            "content": content,
+            "created_at": r.voted_at,
+        }
+        for r in rows
+        for turn, side, content in r.messages
+    ]
+    if messages:
+        conn.execute(insert(_MESSAGE), messages)

@@ -1,0 +1,286 @@
+"""The store's tables, and the public shapes of their rows.
+
+Each entity is split the SQLModel way: ``*Base`` (fields shared by every shape), ``*Create``
+(what a caller supplies), ``*Public`` (what may leave the server) and the ``table=True`` class.
+``BattlePublic`` and ``VotePublic`` carry no model names: a battle's models are revealed only
+after its vote is committed, and that reveal is ``battles.py``'s job, not a serialiser's.
+
+Schema changes go through an Alembic revision in ``arena/migrations/versions``;
+``tests/store/test_store_schema.py`` fails when the tables here and the migrations disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Final
+
+from sqlalchemy import CheckConstraint, Dialect, Index, UniqueConstraint
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "BATTLE_MODES",
+    "BATTLE_STATUSES",
+    "MESSAGE_SIDES",
+    "MODEL_EVENT_KINDS",
+    "WINNERS",
+    "Battle",
+    "BattleBase",
+    "BattleCreate",
+    "BattlePublic",
+    "Message",
+    "MessageBase",
+    "MessageCreate",
+    "MessagePublic",
+    "Model",
+    "ModelBase",
+    "ModelCreate",
+    "ModelEvent",
+    "ModelPublic",
+    "UTCDateTime",
+    "Vote",
+    "VoteBase",
+    "VoteCreate",
+    "VotePublic",
+    "new_battle_id",
+    "utcnow",
+]
+
+BATTLE_MODES: Final = ("anony", "named")
+BATTLE_STATUSES: Final = ("streaming", "ready", "voted", "error", "abandoned")
+MESSAGE_SIDES: Final = ("a", "b", "user")
+# Same strings and order as ratings.data.WINNER_VALUES (their index is the outcome code).
+WINNERS: Final = ("model_a", "model_b", "tie", "tie (bothbad)")
+MODEL_EVENT_KINDS: Final = ("registered", "updated", "deprecated")
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def new_battle_id() -> str:
+    """A fresh random battle id (UUID4, canonical text form)."""
+    return str(uuid.uuid4())
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp that goes in aware and comes out aware, in UTC, on every backend.
+
+    SQLite has no time zones: SQLAlchemy would silently drop ``tzinfo`` and hand back naive
+    datetimes.  Here naive input is refused, values are stored as naive UTC on SQLite
+    (``YYYY-MM-DD HH:MM:SS.ffffff``, which the ratings query parses in SQL) and as
+    ``timestamptz`` on PostgreSQL, and results always carry ``UTC``.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime) or value.tzinfo is None:
+            raise ValueError(f"timestamps must be timezone-aware datetimes, got {value!r}")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# model: a roster entry as served
+
+
+class ModelBase(SQLModel):
+    name: str = Field(max_length=200, description="Roster name, unique; shown after the vote.")
+    backend: str = Field(max_length=50, description="How the model is reached (or 'imported').")
+    config_hash: str = Field(
+        default="", max_length=128, description="Hash of weights + decoding config + prompt."
+    )
+    params_b: float | None = Field(default=None, description="Parameters, in billions.")
+    license: str | None = Field(default=None, max_length=100)
+    open_weights: bool | None = Field(default=None)
+    organisation: str | None = Field(default=None, max_length=200)
+    release_date: dt.date | None = Field(default=None)
+    url: str | None = Field(default=None, max_length=500)
+
+
+class ModelCreate(ModelBase):
+    pass
+
+
+class ModelPublic(ModelBase):
+    id: int
+    first_served_at: dt.datetime | None
+    last_served_at: dt.datetime | None
+    deprecated_at: dt.datetime | None
+
+
+class Model(ModelBase, table=True):
+    __tablename__ = "model"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    first_served_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_served_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A copy of the latest 'deprecated' event, so the roster query needs no join; the events
+    # table stays the history.
+    deprecated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ModelEvent(SQLModel, table=True):
+    """Append-only history of a model: registered, updated (config or metadata), deprecated."""
+
+    __tablename__ = "model_event"
+    __table_args__ = (CheckConstraint(_in("kind", MODEL_EVENT_KINDS), name="ck_model_event_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id", index=True)
+    kind: str = Field(max_length=20)
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    config_hash: str = Field(default="", max_length=128)
+    detail: str | None = Field(default=None, max_length=2000)
+
+
+# --------------------------------------------------------------------------------------------
+# battle
+
+
+class BattleBase(SQLModel):
+    mode: str = Field(max_length=10, description="'anony' (models hidden) or 'named'.")
+    pair_probability: float | None = Field(
+        default=None, description="Probability with which the sampler drew this ordered pair."
+    )
+    policy_name: str = Field(max_length=100, description="Sampling policy that drew the pair.")
+    policy_version: str = Field(max_length=50, description="Version of that policy.")
+    language: str | None = Field(default=None, max_length=20)
+
+
+class BattleCreate(BattleBase):
+    model_a: str
+    model_b: str
+    user_key: str
+
+
+class BattlePublic(BattleBase):
+    """What the browser may see before the vote: no model names, no user key."""
+
+    id: str
+    status: str
+    error_reason: str | None
+    created_at: dt.datetime
+
+
+class Battle(BattleBase, table=True):
+    __tablename__ = "battle"
+    __table_args__ = (
+        CheckConstraint(_in("mode", BATTLE_MODES), name="ck_battle_mode"),
+        CheckConstraint(_in("status", BATTLE_STATUSES), name="ck_battle_status"),
+        CheckConstraint("model_a_id <> model_b_id", name="ck_battle_two_models"),
+        CheckConstraint(
+            "pair_probability IS NULL OR (pair_probability > 0 AND pair_probability <= 1)",
+            name="ck_battle_pair_probability",
+        ),
+        Index("ix_battle_created_at", "created_at"),
+    )
+
+    id: str = Field(default_factory=new_battle_id, primary_key=True, max_length=64)
+    model_a_id: int = Field(foreign_key="model.id")
+    model_b_id: int = Field(foreign_key="model.id")
+    user_key: str = Field(max_length=128, description="Keyed hash of the voter; never an IP.")
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    status: str = Field(default="streaming", max_length=20)
+    error_reason: str | None = Field(default=None, max_length=2000)
+
+
+# --------------------------------------------------------------------------------------------
+# message
+
+
+class MessageBase(SQLModel):
+    turn: int = Field(ge=1, description="1-based user turn this message belongs to.")
+    side: str = Field(max_length=4, description="'user', or the answering side 'a' / 'b'.")
+    content: str
+    token_count: int | None = Field(default=None, ge=0)
+    latency_s: float | None = Field(default=None, ge=0)
+    finish_reason: str | None = Field(default=None, max_length=50)
+
+
+class MessageCreate(MessageBase):
+    battle_id: str
+
+
+class MessagePublic(MessageBase):
+    created_at: dt.datetime
+
+
+class Message(MessageBase, table=True):
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("battle_id", "turn", "side", name="uq_message_battle_turn_side"),
+        CheckConstraint(_in("side", MESSAGE_SIDES), name="ck_message_side"),
+        CheckConstraint("turn >= 1", name="ck_message_turn"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    battle_id: str = Field(foreign_key="battle.id", max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+# --------------------------------------------------------------------------------------------
+# vote
+
+
+class VoteBase(SQLModel):
+    winner: str = Field(max_length=20, description="model_a | model_b | tie | tie (bothbad)")
+
+
+class VoteCreate(VoteBase):
+    battle_id: str
+
+
+class VotePublic(VoteBase):
+    battle_id: str
+    voted_at: dt.datetime
+
+
+class Vote(VoteBase, table=True):
+    """One vote per battle (``battle_id`` is UNIQUE in the database).
+
+    The vote row is self-contained: it copies the battle's models, mode and voter key, and
+    the question id, in the same transaction that writes it.  Votes are immutable once
+    written (only ``exclusion`` may change), so the copies cannot drift, and reading a
+    million votes for the leaderboard is one table scan instead of a million-row join.
+    """
+
+    __tablename__ = "vote"
+    __table_args__ = (
+        CheckConstraint(_in("winner", WINNERS), name="ck_vote_winner"),
+        CheckConstraint("model_a_id <> model_b_id", name="ck_vote_two_models"),
+        Index("ix_vote_voted_at", "voted_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    battle_id: str = Field(foreign_key="battle.id", unique=True, max_length=64)
+    model_a_id: int = Field(foreign_key="model.id")
+    model_b_id: int = Field(foreign_key="model.id")
+    anony: bool
+    judge: str = Field(max_length=128, description="The battle's user key.")
+    question_id: str = Field(max_length=128, description="Groups votes on the same prompt.")
+    turn: int = Field(ge=0, description="User turns in the battle when it was voted.")
+    voted_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    exclusion: str | None = Field(
+        default=None, max_length=100, description="Why the vote is not counted (NULL: counted)."
+    )

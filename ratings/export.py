@@ -1,0 +1,197 @@
+"""Leaderboard exporters: text table, CSV, JSON, Markdown, HTML.
+
+Output is a pure function of the :class:`~ratings.leaderboard.Leaderboard`: fixed column
+order, fixed decimals, ``\\n`` line endings, no timestamps -- so the same battles, options
+and seed give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+from typing import Any
+
+from ratings.leaderboard import Leaderboard, LeaderboardRow
+
+__all__ = ["FORMATS", "format_leaderboard", "leaderboard_dict"]
+
+FORMATS = ("table", "csv", "json", "md", "html")
+
+_CSV_COLUMNS = (
+    "rank",
+    "rank_upper",
+    "rank_lower",
+    "model",
+    "rating",
+    "lower",
+    "upper",
+    "battles",
+    "wins",
+    "ties",
+    "losses",
+    "win_rate",
+    "avg_win_rate",
+)
+_DIGITS = 4  # machine-readable formats
+_HUMAN = (
+    ("Rank", lambda r: str(r.rank)),
+    ("Rank range", lambda r: _rank_range(r)),
+    ("Model", lambda r: r.model),
+    ("Rating", lambda r: f"{r.rating:.1f}"),
+    ("95% CI", lambda r: _ci_text(r)),
+    ("Battles", lambda r: str(r.battles)),
+    ("W / T / L", lambda r: f"{r.wins} / {r.ties} / {r.losses}"),
+    ("Win rate", lambda r: _pct(r.win_rate)),
+    ("Avg win prob.", lambda r: _pct(r.avg_win_rate)),
+)
+
+
+def _num(x: float, digits: int = _DIGITS) -> float | None:
+    return None if math.isnan(x) else round(x, digits)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def _rank_range(r: LeaderboardRow) -> str:
+    return str(r.rank_upper) if r.rank_upper == r.rank_lower else f"{r.rank_upper}-{r.rank_lower}"
+
+
+def _ci_text(r: LeaderboardRow) -> str:
+    if r.lower == r.upper == r.rating:
+        return "-"
+    return f"{r.lower - r.rating:+.1f} / {r.upper - r.rating:+.1f}"
+
+
+def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
+    """The JSON document: ``method, ci, n_battles, models[...]`` plus the options used."""
+    o = lb.options
+    return {
+        "method": o.method,
+        "ci": o.ci,
+        "n_battles": lb.n_battles,
+        "n_models": len(lb.rows),
+        "level": o.level,
+        "rounds": o.rounds if o.ci == "bootstrap" else None,
+        "seed": o.seed if o.ci == "bootstrap" else None,
+        "cluster_by": o.cluster_by,
+        "anchor": None if o.anchor is None else {"model": o.anchor[0], "rating": o.anchor[1]},
+        "min_battles": o.min_battles,
+        "models": [
+            {
+                "model": r.model,
+                "rating": _num(r.rating),
+                "lower": _num(r.lower),
+                "upper": _num(r.upper),
+                "rank": r.rank,
+                "rank_upper": r.rank_upper,
+                "rank_lower": r.rank_lower,
+                "battles": r.battles,
+                "wins": r.wins,
+                "ties": r.ties,
+                "losses": r.losses,
+                "win_rate": _num(r.win_rate),
+                "avg_win_rate": _num(r.avg_win_rate),
+            }
+            for r in lb.rows
+        ],
+        "warnings": list(lb.warnings),
+        "notes": list(lb.notes),
+    }
+
+
+def _description(lb: Leaderboard) -> str:
+    o = lb.options
+    method = "Bradley-Terry MLE (ties = half a win)" if o.method == "bt" else "online Elo"
+    ci = {
+        "sandwich": "sandwich (robust) standard errors",
+        "fisher": "Fisher-information standard errors",
+        "bootstrap": f"percentile bootstrap, {o.rounds} rounds, seed {o.seed}",
+        "none": "no intervals",
+    }[o.ci]
+    if o.cluster_by and o.ci != "none":
+        ci += f", clustered by {o.cluster_by}"
+    scale = f"anchored at {o.anchor[0]} = {o.anchor[1]:g}" if o.anchor else "mean rating 1000"
+    return (
+        f"{method}; {int(o.level * 100)}% CI: {ci}; {scale}; {lb.n_battles} battles, "
+        f"{len(lb.rows)} models."
+    )
+
+
+def format_leaderboard(lb: Leaderboard, fmt: str) -> str:
+    """Render a leaderboard.
+
+    Parameters
+    ----------
+    lb
+        The leaderboard.
+    fmt
+        One of ``FORMATS``.
+
+    Returns
+    -------
+    str
+        The document, ending with a newline.
+
+    Raises
+    ------
+    ValueError
+        Unknown format.
+    """
+    if fmt == "json":
+        return json.dumps(leaderboard_dict(lb), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(_CSV_COLUMNS)
+        for row in leaderboard_dict(lb)["models"]:
+            writer.writerow(["" if row[c] is None else row[c] for c in _CSV_COLUMNS])
+        return buf.getvalue()
+    if fmt in ("table", "md"):
+        header = [h for h, _ in _HUMAN]
+        body = [[f(r) for _, f in _HUMAN] for r in lb.rows]
+        if fmt == "md":
+            esc = [[c.replace("|", "\\|") for c in row] for row in body]
+            lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(row) + " |" for row in esc]
+            extra = [f"> warning: {w}" for w in lb.warnings] + [f"> note: {n}" for n in lb.notes]
+            return "\n".join([*lines, "", _description(lb), *extra]) + "\n"
+        widths = [max(len(h), *(len(row[k]) for row in body)) for k, h in enumerate(header)]
+        right = {0, 1, 3, 5, 7, 8}
+
+        def fmt_row(cells: list[str]) -> str:
+            return "  ".join(
+                c.rjust(w) if k in right else c.ljust(w)
+                for k, (c, w) in enumerate(zip(cells, widths, strict=True))
+            ).rstrip()
+
+        lines = [fmt_row(header), fmt_row(["-" * w for w in widths])]
+        lines += [fmt_row(row) for row in body]
+        extra = [f"warning: {w}" for w in lb.warnings] + [f"note: {n}" for n in lb.notes]
+        return "\n".join([*lines, "", _description(lb), *extra]) + "\n"
+    if fmt == "html":
+        head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in _HUMAN)
+        rows = "\n".join(
+            "<tr>" + "".join(f"<td>{html.escape(f(r))}</td>" for _, f in _HUMAN) + "</tr>"
+            for r in lb.rows
+        )
+        notes = "".join(
+            f'<p class="warning">{html.escape(w)}</p>\n' for w in lb.warnings
+        ) + "".join(f'<p class="note">{html.escape(n)}</p>\n' for n in lb.notes)
+        return (
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            "<title>Arena leaderboard</title>\n<style>\n"
+            "body{font-family:system-ui,sans-serif;margin:2em}"
+            "table{border-collapse:collapse}"
+            "th,td{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:right}"
+            "td:nth-child(3),th:nth-child(3){text-align:left}"
+            ".warning{color:#a40}\n</style>\n</head>\n<body>\n"
+            f'<table class="leaderboard">\n<caption>{html.escape(_description(lb))}</caption>\n'
+            f"<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>\n"
+            f"{notes}</body>\n</html>\n"
+        )
+    raise ValueError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")

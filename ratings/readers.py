@@ -1,0 +1,451 @@
+"""Read battle logs (LMSYS ``clean_battle`` style records) into :class:`ratings.data.Battles`.
+
+Formats, chosen by file name: ``.jsonl``/``.ndjson`` (optionally ``.gz``), ``.json`` (a JSON
+list of records, optionally ``.gz``), ``.csv`` (optionally ``.gz``) and ``.parquet``.
+
+Well-formed files take a columnar fast path (pyarrow parses and dictionary-encodes; no Python
+object per row).  When anything is wrong, the file is read again by a slow, line-aware path
+whose only job is to name the exact line (or record) and field in the error.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ratings.data import WINNER_CODES, BattleDataError, Battles
+
+__all__ = ["SUPPORTED_SUFFIXES", "detect_format", "read_battles"]
+
+SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
+
+_STRING_COLS = ("model_a", "model_b", "winner", "judge", "question_id", "language")
+_SCHEMA = pa.schema(
+    [
+        ("model_a", pa.string()),
+        ("model_b", pa.string()),
+        ("winner", pa.string()),
+        ("judge", pa.string()),
+        ("question_id", pa.string()),
+        ("language", pa.string()),
+        ("tstamp", pa.float64()),
+        ("turn", pa.int64()),
+        ("anony", pa.bool_()),
+        ("weight", pa.float64()),
+    ]
+)
+_CLUSTER_COLS = ("judge", "question_id")
+
+
+class _SlowPath(Exception):
+    """The fast path met something it cannot describe precisely; re-read line by line."""
+
+
+def detect_format(path: Path) -> tuple[str, bool]:
+    """Return ``(format, gzipped)`` for a battle file name.
+
+    Raises
+    ------
+    BattleDataError
+        For a suffix that is not supported.
+    """
+    suffixes = [s.lower() for s in path.suffixes]
+    gz = bool(suffixes) and suffixes[-1] == ".gz"
+    if gz:
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    fmt = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}.get(ext)
+    if ext == ".parquet" and not gz:
+        fmt = "parquet"
+    if fmt is None:
+        raise BattleDataError(
+            str(path),
+            "unsupported file type (expected .jsonl, .ndjson, .json, .csv — each optionally "
+            ".gz — or .parquet)",
+        )
+    return fmt, gz
+
+
+def read_battles(
+    path: str | Path,
+    *,
+    include_named: bool = False,
+    cluster_columns: tuple[str, ...] = _CLUSTER_COLS,
+) -> Battles:
+    """Read a battle log.
+
+    Parameters
+    ----------
+    path
+        The file.  Required fields: ``model_a``, ``model_b``, ``winner``; optional:
+        ``tstamp``, ``judge``, ``question_id``, ``turn``, ``anony``, ``language``, ``weight``.
+        Other fields (e.g. ``conversation_a``) are ignored.
+    include_named
+        Keep battles whose ``anony`` field is false (side-by-side votes where the voter knew
+        the names).  By default they are left out, as on the public leaderboards, and the
+        number left out is recorded in ``Battles.notes``.
+    cluster_columns
+        Which of ``judge`` and ``question_id`` to keep as cluster columns (encoding a
+        high-cardinality column costs time on big logs; pass only what is needed).
+
+    Returns
+    -------
+    Battles
+
+    Raises
+    ------
+    BattleDataError
+        Missing file, unsupported type, empty file, malformed JSON or CSV, a missing column,
+        an unknown winner value, a model playing itself: the message names the file, the line
+        (or record) and the field.
+    """
+    p = Path(path)
+    source = str(p)
+    if not p.is_file():
+        raise BattleDataError(source, "no such file")
+    fmt, gz = detect_format(p)
+    try:
+        table, line_of = _read_fast(p, fmt, gz)
+        return _to_battles(table, source, include_named, line_of, cluster_columns)
+    except (_SlowPath, BattleDataError):
+        # The slow path is the authority on errors: it knows lines, the fast path rows.
+        pass
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError, UnicodeDecodeError):
+        pass
+    # The slow path either raises a precise BattleDataError or (for input the fast path
+    # merely could not type, such as numeric judges) returns the battles.
+    table, line_of = _read_slow(p, fmt, gz)
+    try:
+        return _to_battles(table, source, include_named, line_of, cluster_columns)
+    except _SlowPath:  # pragma: no cover - the slow path already validated every row
+        raise BattleDataError(source, "could not read battles") from None
+
+
+# --------------------------------------------------------------------------- fast path
+
+
+def _open_stream(p: Path, gz: bool) -> Any:
+    return pa.input_stream(str(p), compression="gzip" if gz else None)
+
+
+def _read_fast(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None]:
+    if fmt == "jsonl":
+        import pyarrow.json as pj
+
+        # The streaming reader with small blocks beats read_json() here by ~2x in time and
+        # memory (355 MB of JSONL: 1.2 s and ~220 MB peak, measured on 2 cores).
+        with _open_stream(p, gz) as stream:
+            reader = pj.open_json(
+                stream,
+                read_options=pj.ReadOptions(block_size=1 << 20),
+                parse_options=pj.ParseOptions(
+                    explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"
+                ),
+            )
+            table = pa.Table.from_batches(list(reader), schema=_SCHEMA)
+        return table, None  # line numbers are only worked out on the slow path
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        with _open_stream(p, gz) as stream:
+            head = pcsv.read_csv(stream, read_options=pcsv.ReadOptions(block_size=1 << 16))
+        names = head.column_names
+        types = {f.name: f.type for f in _SCHEMA if f.name in names}
+        with _open_stream(p, gz) as stream:
+            table = pcsv.read_csv(
+                stream,
+                read_options=pcsv.ReadOptions(block_size=16 << 20),
+                convert_options=pcsv.ConvertOptions(
+                    column_types=types,
+                    include_columns=[n for n in names if n in types],
+                    strings_can_be_null=False,
+                    true_values=["true", "True", "TRUE", "1"],
+                    false_values=["false", "False", "FALSE", "0"],
+                ),
+            )
+        return table, None
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(str(p)).names
+        table = pq.read_table(str(p), columns=[n for n in names if n in _SCHEMA.names])
+        table = _cast_columns(table, str(p))
+        return table, None
+    # A JSON list of records: parse with the C json module, then build columns.
+    raw = _read_bytes(p, gz)
+    try:
+        records = json.loads(raw)
+    except json.JSONDecodeError:
+        raise _SlowPath from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise _SlowPath
+    cols = {name: [r.get(name) for r in records] for name in _SCHEMA.names}
+    try:
+        table = pa.table({f.name: pa.array(cols[f.name], type=f.type) for f in _SCHEMA})
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise _SlowPath from None
+    return table, None
+
+
+def _cast_columns(table: pa.Table, source: str) -> pa.Table:
+    cols = {}
+    for name in table.column_names:
+        target = _SCHEMA.field(name).type
+        try:
+            cols[name] = table[name].cast(target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            raise BattleDataError(
+                source, f"column cannot be read as {target}", field=name
+            ) from None
+    return pa.table(cols)
+
+
+def _to_battles(
+    table: pa.Table,
+    source: str,
+    include_named: bool,
+    line_of: np.ndarray | None,
+    cluster_columns: tuple[str, ...] = _CLUSTER_COLS,
+) -> Battles:
+    n = table.num_rows
+    if n == 0:
+        raise BattleDataError(source, "no battles (the file is empty)")
+    for name in ("model_a", "model_b", "winner"):
+        if name not in table.column_names:
+            raise BattleDataError(source, "required column is missing", field=name)
+        if table[name].null_count:
+            raise _SlowPath
+    notes: list[str] = []
+    mask: np.ndarray | None = None
+    if "anony" in table.column_names and not include_named:
+        anony = table["anony"].to_numpy(zero_copy_only=False)
+        # Missing anony flags are taken as anonymous (older logs lack the field).
+        named = np.asarray([x is False for x in anony]) if anony.dtype == object else ~anony
+        if named.any():
+            notes.append(f"left out {int(named.sum())} named (non-anonymous) battles")
+            mask = ~named
+    models_dict = pc.dictionary_encode(
+        pa.chunked_array(table["model_a"].chunks + table["model_b"].chunks)
+    ).combine_chunks()
+    names = models_dict.dictionary.to_pylist()
+    if any(not x for x in names):
+        raise _SlowPath
+    idx = models_dict.indices.to_numpy()
+    a, b = idx[:n], idx[n:]
+    win = pc.dictionary_encode(table["winner"]).combine_chunks()
+    table_codes = []
+    for value in win.dictionary.to_pylist():
+        if value not in WINNER_CODES:
+            raise _SlowPath
+        table_codes.append(WINNER_CODES[value])
+    outcome = np.asarray(table_codes, dtype=np.int64)[win.indices.to_numpy()]
+    if np.any(a == b):
+        raise _SlowPath
+    clusters = {}
+    for name in cluster_columns:
+        if name in table.column_names and table[name].null_count < n:
+            enc = pc.dictionary_encode(table[name]).combine_chunks()
+            codes = enc.indices.to_numpy(zero_copy_only=False)
+            codes = (
+                np.where(np.isnan(codes), -1, codes).astype(np.int64)
+                if codes.dtype.kind == "f"
+                else codes.astype(np.int64)
+            )
+            clusters[name] = _fill_missing(codes)
+    tstamp = None
+    if "tstamp" in table.column_names and table["tstamp"].null_count == 0:
+        tstamp = table["tstamp"].to_numpy()
+    weight = None
+    if "weight" in table.column_names and table["weight"].null_count < n:
+        if table["weight"].null_count:
+            raise _SlowPath
+        weight = table["weight"].to_numpy()
+    battles = Battles.from_codes(
+        names, a, b, outcome, weight=weight, clusters=clusters, tstamp=tstamp, source=source
+    )
+    if mask is not None:
+        battles = battles.select(mask)
+    if notes:
+        battles = Battles(
+            battles.models,
+            battles.a,
+            battles.b,
+            battles.outcome,
+            battles.weight,
+            battles.clusters,
+            battles.tstamp,
+            battles.source,
+            tuple(notes),
+        )
+    return battles
+
+
+def _fill_missing(codes: np.ndarray) -> np.ndarray:
+    """Give each missing cluster value (-1) its own code: nothing says they are related."""
+    missing = codes < 0
+    if missing.any():
+        codes = codes.copy()
+        start = int(codes.max(initial=-1)) + 1
+        codes[missing] = start + np.arange(int(missing.sum()))
+    return codes
+
+
+# --------------------------------------------------------------------------- slow path
+
+
+def _read_bytes(p: Path, gz: bool) -> bytes:
+    try:
+        with gzip.open(p, "rb") if gz else open(p, "rb") as fh:
+            return fh.read()
+    except (OSError, EOFError) as exc:
+        raise BattleDataError(str(p), f"cannot read the file ({exc})") from None
+
+
+def _read_slow(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None]:
+    source = str(p)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(str(p))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise BattleDataError(source, f"not a readable Parquet file ({exc})") from None
+        rows: list[dict[str, Any]] = table.to_pylist()
+        return _rows_to_table(source, ((None, i, r) for i, r in enumerate(rows)))
+    raw = _read_bytes(p, gz)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise BattleDataError(source, "invalid UTF-8", line=line) from None
+    if fmt == "jsonl":
+        return _rows_to_table(source, _jsonl_rows(source, text))
+    if fmt == "csv":
+        return _rows_to_table(source, _csv_rows(source, text))
+    return _rows_to_table(source, _json_list_rows(source, text))
+
+
+def _jsonl_rows(source: str, text: str) -> Iterator[tuple[int | None, int | None, Any]]:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BattleDataError(
+                source, f"malformed JSON ({exc.msg} at column {exc.colno})", line=lineno
+            ) from None
+        yield lineno, None, rec
+
+
+def _json_list_rows(source: str, text: str) -> Iterator[tuple[int | None, int | None, Any]]:
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BattleDataError(source, f"malformed JSON ({exc.msg})", line=exc.lineno) from None
+    if not isinstance(records, list):
+        raise BattleDataError(source, "expected a JSON list of battle records")
+    for i, rec in enumerate(records):
+        yield None, i, rec
+
+
+def _csv_rows(source: str, text: str) -> Iterator[tuple[int | None, int | None, Any]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        for rec in reader:
+            if None in rec:
+                raise BattleDataError(
+                    source, "more values than header columns", line=reader.line_num
+                )
+            yield reader.line_num, None, {k: (v if v != "" else None) for k, v in rec.items()}
+    except csv.Error as exc:
+        raise BattleDataError(source, f"malformed CSV ({exc})", line=reader.line_num) from None
+
+
+def _rows_to_table(
+    source: str, rows: Iterator[tuple[int | None, int | None, Any]]
+) -> tuple[pa.Table, np.ndarray | None]:
+    cols: dict[str, list[Any]] = {f.name: [] for f in _SCHEMA}
+    lines: list[int] = []
+    for line, record, rec in rows:
+        where = {"line": line} if line is not None else {"record": record}
+        if not isinstance(rec, dict):
+            raise BattleDataError(source, "expected a JSON object", **where)
+        for name in ("model_a", "model_b", "winner"):
+            if name not in rec or rec[name] is None:
+                raise BattleDataError(source, "required field is missing", field=name, **where)
+        for f in _SCHEMA:
+            value = rec.get(f.name)
+            cols[f.name].append(_coerce(source, f, value, where))
+        if rec["model_a"] == rec["model_b"]:
+            raise BattleDataError(
+                source,
+                f"model {rec['model_a']!r} plays itself",
+                field="model_b",
+                **where,
+            )
+        if rec["winner"] not in WINNER_CODES:
+            raise BattleDataError(
+                source,
+                f"unknown winner {rec['winner']!r} (expected one of {', '.join(WINNER_CODES)})",
+                field="winner",
+                **where,
+            )
+        lines.append(line if line is not None else -1)
+    if not lines:
+        raise BattleDataError(source, "no battles (the file is empty)")
+    present = {k: v for k, v in cols.items() if any(x is not None for x in v)}
+    if "weight" in present and None in present["weight"]:
+        k = present["weight"].index(None)
+        where = {"line": lines[k]} if lines[k] >= 0 else {"record": k}
+        raise BattleDataError(
+            source, "weight is missing here but given elsewhere", field="weight", **where
+        )
+    table = pa.table({k: pa.array(v, type=_SCHEMA.field(k).type) for k, v in present.items()})
+    return table, np.asarray(lines)
+
+
+def _coerce(source: str, f: pa.Field, value: Any, where: dict[str, Any]) -> Any:
+    if value is None:
+        return None
+    t = f.type
+    name = f.name
+    if t == pa.string():
+        if name in ("model_a", "model_b", "winner"):
+            if not isinstance(value, str) or not value:
+                raise BattleDataError(
+                    source, f"expected a non-empty string, got {value!r}", field=name, **where
+                )
+            return value
+        # Identifiers such as judge or question_id are sometimes numbers: keep them as text.
+        if isinstance(value, str | int):
+            return str(value)
+        raise BattleDataError(source, f"expected a string, got {value!r}", field=name, **where)
+    if t == pa.bool_():
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0"}:
+            return value.lower() in {"true", "1"}
+        raise BattleDataError(source, f"expected true or false, got {value!r}", field=name, **where)
+    try:
+        num = float(value) if t == pa.float64() else int(value)
+    except (TypeError, ValueError):
+        raise BattleDataError(
+            source, f"expected a number, got {value!r}", field=name, **where
+        ) from None
+    if t == pa.float64() and not np.isfinite(num):
+        raise BattleDataError(
+            source, f"expected a finite number, got {value!r}", field=name, **where
+        )
+    if name == "weight" and num < 0:
+        raise BattleDataError(source, f"weight must be >= 0, got {value!r}", field=name, **where)
+    return num

@@ -1,0 +1,103 @@
+"""`arena ratings` and `arena plots` through the CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arena.cli import main
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    strengths = {"alpha": 0.9, "beta": 0.2, "gamma": -0.1, "delta": -1.0}
+    names = list(strengths)
+    path = tmp_path / "battles.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for t in range(1500):
+            a, b = rng.choice(4, size=2, replace=False)
+            p = 1 / (1 + np.exp(-(strengths[names[a]] - strengths[names[b]])))
+            u = rng.random()
+            winner = "tie" if u < 0.25 else ("model_a" if rng.random() < p else "model_b")
+            rec = {"model_a": names[a], "model_b": names[b], "winner": winner,
+                   "judge": f"u{t % 40}", "question_id": f"q{t % 90}",
+                   "tstamp": float(t)}  # fmt: skip
+            fh.write(json.dumps(rec) + "\n")
+    return path
+
+
+def test_table_on_stdout(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ratings", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split()[2] == "alpha"
+    assert "Bradley-Terry" in out and "1500 battles" in out
+
+
+def test_json_output_contract(log: Path, tmp_path: Path) -> None:
+    out = tmp_path / "lb.json"
+    code = main(["ratings", str(log), "--ci", "bootstrap", "--rounds", "50", "--out", str(out),
+                 "--no-progress"])  # fmt: skip
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert (doc["method"], doc["ci"], doc["n_battles"]) == ("bt", "bootstrap", 1500)
+    assert [m["model"] for m in doc["models"]] == ["alpha", "beta", "gamma", "delta"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "md", "html", "table"])
+def test_exports_are_byte_identical_across_runs(log: Path, tmp_path: Path, fmt: str) -> None:
+    args = ["ratings", str(log), "--ci", "bootstrap", "--rounds", "60", "--seed", "3",
+            "--cluster-by", "judge", "--format", fmt, "--no-progress"]  # fmt: skip
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main([*args, "--out", str(first)]) == 0
+    assert main([*args, "--out", str(second)]) == 0
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_anchor_min_battles_and_elo(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ratings", str(log), "--anchor", "beta=1114", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert next(m for m in doc["models"] if m["model"] == "beta")["rating"] == 1114.0
+    assert main(["ratings", str(log), "--method", "elo", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["method"] == "elo" and doc["ci"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("", "empty"),
+        ('{"model_a":"a","model_b":"b"}\n', "line 1, field 'winner'"),
+        ('{"model_a":"a","model_b":"b","winner":"a"}\n', "line 1, field 'winner': unknown"),
+        ('{"model_a":"a","model_b":"a","winner":"tie"}\n', "plays itself"),
+    ],
+)
+def test_bad_input_exits_2_naming_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, words: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    assert main(["ratings", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and words in err and "Traceback" not in err
+
+
+def test_bad_option_combinations_exit_2(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ratings", str(log), "--method", "elo", "--ci", "sandwich"]) == 2
+    assert "only for --method bt" in capsys.readouterr().err
+    assert main(["ratings", str(log), "--anchor", "nobody=1000"]) == 2
+    assert main(["ratings"]) == 2
+    with pytest.raises(SystemExit) as info:
+        main(["ratings", str(log), "--anchor", "oops"])
+    assert info.value.code == 2
+
+
+def test_plots_command(log: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plots"
+    assert main(["plots", str(log), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "battle_count_heatmap.png", "ratings_ci.png", "win_rate_heatmap.png"
+    ]  # fmt: skip

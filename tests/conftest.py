@@ -1,0 +1,22 @@
+"""Shared fixtures.  Known-answer data lives in ../shared/data beside the checkout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ARENA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Directory of the published reference data sets; skips when the checkout has none."""
+    if not (SHARED_DATA / "README.md").is_file():
+        pytest.skip(
+            f"reference data not found at {SHARED_DATA} (a fresh clone has no ../shared; "
+            "set ARENA_SHARED_DATA to its data/ folder to run these known-answer tests)"
+        )
+    return SHARED_DATA
