@@ -1,0 +1,732 @@
+"""Battle lifecycle, UI-agnostic: start, stream both sides, vote, reveal.
+
+Every rule of a battle lives here; ``arena/ui`` only renders what this module returns.  The
+browser-facing values (:class:`TurnUpdate`, :class:`BattleRefused` messages) never contain a
+model name, a roster index or a backend detail before the vote is committed: the pair is
+held in server memory (:class:`_Live`) under an opaque battle id and in the database.
+
+Flow of one anonymous battle::
+
+    async for update in arena.turn(owner=..., user_key=..., prompt="hi"):  # new battle
+        ...                                      # both sides stream concurrently
+    async for update in arena.turn(..., battle_id=update.battle_id, prompt="more"):
+        ...                                      # a follow-up turn, same pair
+    reveal = await arena.vote(owner=..., user_key=..., battle_id=..., winner="model_a")
+
+``owner`` is the browser session (one tab); ``user_key`` is the keyed hash of the voter's
+address, stored with the battle.  Both must match for a vote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy.engine import Engine
+
+from arena import store
+from arena.backends import (
+    Backend,
+    BackendError,
+    BackendTimeout,
+    BackendUnreachable,
+    ChatMessage,
+    GenerationCancelled,
+    GenerationRequest,
+    GenerationStats,
+    TextDelta,
+    build_backend,
+)
+from arena.config import Settings
+from arena.roster import Roster, load_roster
+from arena.sampling import PairDraw, SamplingPolicy, make_policy
+
+__all__ = [
+    "VOTE_CHOICES",
+    "Arena",
+    "BattleRefused",
+    "Reveal",
+    "SideView",
+    "TurnUpdate",
+]
+
+log = logging.getLogger(__name__)
+
+Side = Literal["a", "b"]
+_SIDES: tuple[Side, Side] = ("a", "b")
+
+#: Vote buttons -> stored ``winner`` values (the LMSYS ``clean_battle`` vocabulary).
+VOTE_CHOICES: Mapping[str, str] = {
+    "a": "model_a",
+    "b": "model_b",
+    "tie": "tie",
+    "bothbad": "tie (bothbad)",
+}
+
+# What the user reads when a side fails.  Deliberately generic: the detail (which names the
+# model) goes to the database's error_reason and the log, never to the browser.
+_FAILURE_TEXT = {
+    BackendTimeout.kind: "This model took too long to answer.",
+    BackendUnreachable.kind: "This model's server could not be reached.",
+    GenerationCancelled.kind: "Stopped.",
+}
+_GENERIC_FAILURE = "This model failed to answer."
+# Live battles nobody touched for this long are forgotten (their rows stay in the database).
+_IDLE_FORGET_S = 3600.0
+
+
+class BattleRefused(Exception):
+    """A request the arena refuses; ``str(exc)`` is safe to show the user (names no model).
+
+    Attributes
+    ----------
+    reason
+        Stable machine label (``empty_prompt``, ``prompt_too_long``, ``turn_limit``,
+        ``not_found``, ``foreign``, ``not_ready``, ``errored``, ``already_voted``, ...).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SideView:
+    """One side's answer to the current turn, as the browser may see it."""
+
+    text: str
+    done: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TurnUpdate:
+    """A snapshot of the current turn: safe to send to the browser at any time.
+
+    Attributes
+    ----------
+    battle_id
+        Opaque id (a UUID); identifies nothing about the models.
+    turn
+        1-based turn number.
+    prompt
+        The user's message of this turn.
+    a, b
+        The two answers so far.
+    status
+        ``streaming``, ``ready`` (votable), ``error`` or ``abandoned``.
+    message
+        A line for the user when the battle ended without being votable.
+    """
+
+    battle_id: str
+    turn: int
+    prompt: str
+    a: SideView
+    b: SideView
+    status: str
+    message: str | None = None
+
+    @property
+    def votable(self) -> bool:
+        """Whether the vote buttons should be active."""
+        return self.status == "ready"
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """The names behind a battle, returned only after its vote is committed."""
+
+    battle_id: str
+    model_a: str
+    model_b: str
+    winner: str
+
+
+@dataclass
+class _Live:
+    """Server-side state of a battle in progress (never leaves the server)."""
+
+    battle_id: str
+    owner: str
+    user_key: str
+    mode: str
+    model_a: str
+    model_b: str
+    history: dict[str, list[ChatMessage]] = field(default_factory=lambda: {"a": [], "b": []})
+    turn: int = 0
+    status: str = "streaming"
+    last_prompt: str = ""
+    requests: dict[str, str] = field(default_factory=dict)
+    stop_requested: bool = False
+    busy: bool = False
+    touched: float = field(default_factory=time.monotonic)
+
+    def model(self, side: str) -> str:
+        return self.model_a if side == "a" else self.model_b
+
+
+@dataclass
+class _SideRun:
+    parts: list[str] = field(default_factory=list)
+    stats: GenerationStats | None = None
+    error: BackendError | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.stats is not None or self.error is not None
+
+    def view(self) -> SideView:
+        err = None
+        if self.error is not None:
+            err = _FAILURE_TEXT.get(self.error.kind, _GENERIC_FAILURE)
+        return SideView("".join(self.parts), self.finished, err)
+
+
+class Arena:
+    """The running arena: roster, backends, store, sampling, and live battles.
+
+    Parameters
+    ----------
+    settings
+        Arena settings.
+    roster
+        The validated roster.
+    engine
+        Database engine (schema already checked).
+    backends
+        One backend per roster name.
+    policy
+        Sampling policy for anonymous battles.
+    secret
+        Key for user-key hashing.
+    rng
+        Randomness for pair draws (seed it in tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        roster: Roster,
+        engine: Engine,
+        backends: Mapping[str, Backend],
+        policy: SamplingPolicy,
+        secret: str,
+        rng: random.Random | None = None,
+    ) -> None:
+        missing = [n for n in roster.names if n not in backends]
+        if missing:
+            raise ValueError(f"no backend for roster entries: {', '.join(missing)}")
+        self.settings = settings
+        self.roster = roster
+        self.engine = engine
+        self.backends = dict(backends)
+        self.policy = policy
+        self._secret = secret
+        self._rng = rng or random.SystemRandom()
+        self._live: dict[str, _Live] = {}
+
+    # ----------------------------------------------------------------------------------------
+    # construction
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        roster: Roster | None = None,
+        say: Callable[[str], None] = lambda s: None,
+        create_schema: bool = True,
+    ) -> Arena:
+        """Open the database, register the roster and build (not yet load) the backends.
+
+        Parameters
+        ----------
+        settings
+            Arena settings.
+        roster
+            A roster (default: load ``settings.roster`` or the bundled one).
+        say
+            Receives one-line progress messages.
+        create_schema
+            Create the schema in an empty database (never upgrades an existing one).
+
+        Returns
+        -------
+        Arena
+
+        Raises
+        ------
+        arena.roster.RosterError
+            The roster file is invalid.
+        arena.store.SchemaOutOfDate
+            The database needs ``arena db upgrade``.
+        """
+        if roster is None:
+            roster = load_roster(settings.roster or None)
+        say(f"roster: {len(roster)} models from {roster.path}")
+        url = settings.resolved_db_url
+        engine = store.open_engine(url, create_if_empty=create_schema)
+        say(f"database: {store.redact_url(url)}")
+        with store.new_session(engine) as session:
+            for entry in roster:
+                meta = entry.metadata()
+                store.upsert_model(
+                    session=session,
+                    name=entry.name,
+                    backend=entry.backend,
+                    config_hash=entry.config_hash,
+                    params_b=meta["params_b"],
+                    license=meta["license"],
+                    open_weights=meta["open_weights"],
+                    organisation=meta["organisation"],
+                    release_date=entry.release_date,
+                    url=meta["url"],
+                )
+        backends = {e.name: build_backend(e, settings=settings) for e in roster}
+        policy = make_policy("weighted", roster.names, {e.name: e.weight for e in roster})
+        return cls(
+            settings=settings,
+            roster=roster,
+            engine=engine,
+            backends=backends,
+            policy=policy,
+            secret=store.resolve_secret(settings),
+        )
+
+    async def load(self, say: Callable[[str], None] = lambda s: None) -> None:
+        """Load every backend's model (idempotent; models shared by entries load once)."""
+        for name, backend in self.backends.items():
+            t0 = time.monotonic()
+            say(f"loading {name} ...")
+            await backend.load()
+            say(f"loaded {name} in {time.monotonic() - t0:.1f}s")
+
+    async def aclose(self) -> None:
+        """Stop every generation and release the backends."""
+        for backend in self.backends.values():
+            await backend.aclose()
+
+    def user_key_for(self, identity: str) -> str:
+        """Keyed hash of a raw identity (a client address); the only form ever stored."""
+        return store.user_key(self._secret, identity)
+
+    # ----------------------------------------------------------------------------------------
+    # turns
+
+    def _check_prompt(self, prompt: str) -> str:
+        if not isinstance(prompt, str):
+            raise BattleRefused("bad_prompt", "The prompt must be text.")
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BattleRefused(
+                "bad_prompt", "The prompt contains characters that are not valid text."
+            ) from None
+        text = prompt.strip()
+        if not text:
+            raise BattleRefused("empty_prompt", "Type a prompt first.")
+        limit = self.settings.max_prompt_chars
+        if len(text) > limit:
+            raise BattleRefused(
+                "prompt_too_long",
+                f"Your prompt is {len(text):,} characters; the limit is {limit:,}.",
+            )
+        return text
+
+    def _get_live(self, owner: str, battle_id: str) -> _Live:
+        live = self._live.get(battle_id) if isinstance(battle_id, str) else None
+        if live is None:
+            raise BattleRefused("not_found", "This battle is no longer active. Start a new round.")
+        if live.owner != owner:
+            # Same wording as "not found": a foreign battle's existence is not disclosed.
+            raise BattleRefused("not_found", "This battle is no longer active. Start a new round.")
+        live.touched = time.monotonic()
+        return live
+
+    def _forget_idle(self) -> None:
+        cutoff = time.monotonic() - _IDLE_FORGET_S
+        for bid in [b for b, lv in self._live.items() if lv.touched < cutoff and not lv.busy]:
+            del self._live[bid]
+
+    async def _create(
+        self, *, owner: str, user_key: str, mode: str, models: tuple[str, str] | None
+    ) -> _Live:
+        if mode == "anony":
+            if models is not None:
+                raise ValueError("anonymous battles draw their own pair")
+            draw = self.policy.draw(self._rng)
+        elif mode == "named":
+            if models is None or len(models) != 2:
+                raise BattleRefused("pick_models", "Choose two models.")
+            a, b = models
+            for m in (a, b):
+                if m not in self.roster:
+                    raise BattleRefused("unknown_model", f"Unknown model {m!r}.")
+            if a == b:
+                raise BattleRefused("same_model", "Choose two different models.")
+            draw = PairDraw(a, b, 1.0, "user_choice", "1")
+        else:
+            raise ValueError(f"unknown battle mode {mode!r}")
+        self._forget_idle()
+
+        def create() -> str:
+            with store.new_session(self.engine) as session:
+                battle = store.create_battle(
+                    session=session,
+                    mode=mode,
+                    model_a=draw.model_a,
+                    model_b=draw.model_b,
+                    user_key=user_key,
+                    pair_probability=draw.probability,
+                    policy_name=draw.policy_name,
+                    policy_version=draw.policy_version,
+                )
+                return battle.id
+
+        battle_id = await asyncio.to_thread(create)
+        live = _Live(battle_id, owner, user_key, mode, draw.model_a, draw.model_b)
+        self._live[battle_id] = live
+        return live
+
+    async def turn(
+        self,
+        *,
+        owner: str,
+        user_key: str,
+        prompt: str,
+        battle_id: str | None = None,
+        mode: str = "anony",
+        models: tuple[str, str] | None = None,
+    ) -> AsyncIterator[TurnUpdate]:
+        """Send a prompt to both sides and stream their answers concurrently.
+
+        Without ``battle_id`` a new battle starts (anonymous: a pair is drawn; named: the
+        two ``models``).  With it, the prompt is a follow-up turn to the same pair.
+
+        Parameters
+        ----------
+        owner
+            Opaque id of the browser session.
+        user_key
+            Keyed hash of the voter (:meth:`user_key_for`).
+        prompt
+            The user's message.
+        battle_id
+            Continue this battle.
+        mode
+            ``anony`` or ``named`` (new battles only).
+        models
+            The two models of a named battle.
+
+        Yields
+        ------
+        TurnUpdate
+            Snapshots; the last one has status ``ready``, ``error`` or ``abandoned``.
+
+        Raises
+        ------
+        BattleRefused
+            Empty or over-long prompt, turn limit, unknown or foreign battle, a battle
+            that is not ready for another turn.
+        """
+        text = self._check_prompt(prompt)
+        if battle_id is None:
+            live = await self._create(owner=owner, user_key=user_key, mode=mode, models=models)
+        else:
+            live = self._get_live(owner, battle_id)
+            self._check_continuable(live)
+            if live.turn >= self.settings.max_turns:
+                raise BattleRefused(
+                    "turn_limit",
+                    f"This battle reached its limit of {self.settings.max_turns} turns. "
+                    "Vote, or start a new round.",
+                )
+        async for update in self._run_turn(live, text, replace_last=False):
+            yield update
+
+    async def regenerate(
+        self, *, owner: str, user_key: str, battle_id: str
+    ) -> AsyncIterator[TurnUpdate]:
+        """Run the last turn again (both sides) in place of the previous answers.
+
+        The database keeps both attempts: the repeat is stored as a new turn with the same
+        prompt, so the log shows exactly what was generated and what was judged.
+
+        Raises
+        ------
+        BattleRefused
+            Nothing to regenerate, turn limit, or the battle is not active.
+        """
+        live = self._get_live(owner, battle_id)
+        self._check_continuable(live)
+        if live.turn == 0:
+            raise BattleRefused("nothing_to_regenerate", "There is no answer to regenerate.")
+        if live.turn >= self.settings.max_turns:
+            raise BattleRefused(
+                "turn_limit",
+                f"This battle reached its limit of {self.settings.max_turns} turns. "
+                "Vote, or start a new round.",
+            )
+        async for update in self._run_turn(live, live.last_prompt, replace_last=True):
+            yield update
+
+    def _check_continuable(self, live: _Live) -> None:
+        if live.busy:
+            raise BattleRefused("busy", "Wait for both answers to finish.")
+        if live.status != "ready":
+            raise BattleRefused(live.status, "This battle has ended. Start a new round.")
+
+    async def _store(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        def run() -> Any:
+            with store.new_session(self.engine) as session:
+                return fn(session=session, **kwargs)
+
+        return await asyncio.to_thread(run)
+
+    async def _run_turn(
+        self, live: _Live, prompt: str, *, replace_last: bool
+    ) -> AsyncIterator[TurnUpdate]:
+        live.busy = True
+        live.stop_requested = False
+        finished = False
+        runs: dict[str, _SideRun] = {s: _SideRun() for s in _SIDES}
+        turn = live.turn + 1
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            if live.status != "streaming":
+                await self._store(store.set_status, battle_id=live.battle_id, status="streaming")
+                live.status = "streaming"
+            if replace_last:
+                for s in _SIDES:
+                    del live.history[s][-2:]
+            await self._store(
+                store.append_message,
+                battle_id=live.battle_id,
+                turn=turn,
+                side="user",
+                content=prompt,
+            )
+            live.turn = turn
+            live.last_prompt = prompt
+            queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+            for s in _SIDES:
+                request = GenerationRequest(
+                    messages=(*live.history[s], ChatMessage("user", prompt))
+                )
+                live.requests[s] = request.request_id
+                tasks.append(asyncio.create_task(self._pump(live.model(s), request, s, queue)))
+
+            def snapshot(status: str = "streaming", message: str | None = None) -> TurnUpdate:
+                return TurnUpdate(
+                    live.battle_id,
+                    turn,
+                    prompt,
+                    runs["a"].view(),
+                    runs["b"].view(),
+                    status,
+                    message,
+                )
+
+            yield snapshot()
+            while not all(r.finished for r in runs.values()):
+                side, item = await queue.get()
+                self._apply(runs[side], item)
+                while not queue.empty():  # coalesce a burst into one update
+                    side, item = queue.get_nowait()
+                    self._apply(runs[side], item)
+                if any(r.error is not None for r in runs.values()):
+                    break
+                yield snapshot()
+            failed = [s for s in _SIDES if runs[s].error is not None]
+            if failed:
+                for s in _SIDES:  # a failed battle is over: stop the other side too
+                    if not runs[s].finished:
+                        self._cancel_side(live, s)
+                        runs[s].error = GenerationCancelled(live.model(s), "other side failed")
+                cancelled = (
+                    all(isinstance(runs[s].error, GenerationCancelled) for s in failed)
+                    and live.stop_requested
+                )
+                status = "abandoned" if cancelled else "error"
+                reason = "; ".join(
+                    f"side {s}: {runs[s].error.kind}: {runs[s].error}"  # type: ignore[union-attr]
+                    for s in failed
+                )
+                await self._store(
+                    store.set_status,
+                    battle_id=live.battle_id,
+                    status=status,
+                    error_reason=reason,
+                )
+                live.status = status
+                message = (
+                    "Generation stopped. This battle cannot be voted on; start a new round."
+                    if cancelled
+                    else "A model failed to answer, so this battle will not be counted. "
+                    "Start a new round."
+                )
+                finished = True
+                yield snapshot(status, message)
+                return
+            for s in _SIDES:
+                stats = runs[s].stats
+                assert stats is not None
+                reply = "".join(runs[s].parts)
+                await self._store(
+                    store.append_message,
+                    battle_id=live.battle_id,
+                    turn=turn,
+                    side=s,
+                    content=reply,
+                    token_count=stats.completion_tokens,
+                    latency_s=stats.latency_s,
+                    finish_reason=stats.finish_reason,
+                )
+                live.history[s].extend(
+                    [ChatMessage("user", prompt), ChatMessage("assistant", reply)]
+                )
+            await self._store(store.set_status, battle_id=live.battle_id, status="ready")
+            live.status = "ready"
+            finished = True
+            yield snapshot("ready")
+        finally:
+            live.busy = False
+            for t in tasks:
+                t.cancel()
+            if not finished:
+                # The consumer went away (closed tab, Stop, server shutdown) or a store write
+                # failed: stop generating and make sure the battle can never be counted.
+                for s in _SIDES:
+                    self._cancel_side(live, s)
+                live.status = "abandoned"
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        self._store(
+                            store.set_status,
+                            battle_id=live.battle_id,
+                            status="abandoned",
+                            error_reason="generation interrupted",
+                        )
+                    )
+
+    @staticmethod
+    def _apply(run: _SideRun, item: object) -> None:
+        if isinstance(item, TextDelta):
+            run.parts.append(item.text)
+        elif isinstance(item, GenerationStats):
+            run.stats = item
+        elif isinstance(item, BackendError):
+            run.error = item
+
+    async def _pump(
+        self,
+        model: str,
+        request: GenerationRequest,
+        side: str,
+        queue: asyncio.Queue[tuple[str, object]],
+    ) -> None:
+        backend = self.backends[model]
+        try:
+            async for event in backend.stream(request):
+                queue.put_nowait((side, event))
+        except BackendError as exc:
+            log.warning("battle side %s failed: %s", side, exc)
+            queue.put_nowait((side, exc))
+        except Exception as exc:  # a bug in a backend must still end the battle cleanly
+            log.exception("backend %s raised unexpectedly", model)
+            queue.put_nowait((side, BackendError(model, f"unexpected {type(exc).__name__}")))
+
+    def _cancel_side(self, live: _Live, side: str) -> None:
+        request_id = live.requests.get(side)
+        if request_id is not None:
+            self.backends[live.model(side)].cancel(request_id)
+
+    async def stop(self, *, owner: str, battle_id: str) -> None:
+        """Stop both generations of the current turn; the battle becomes ``abandoned``.
+
+        Raises
+        ------
+        BattleRefused
+            Unknown or foreign battle.
+        """
+        live = self._get_live(owner, battle_id)
+        live.stop_requested = True
+        for s in _SIDES:
+            self._cancel_side(live, s)
+        if not live.busy and live.status == "ready":
+            await self._store(
+                store.set_status,
+                battle_id=battle_id,
+                status="abandoned",
+                error_reason="stopped by user",
+            )
+            live.status = "abandoned"
+
+    # ----------------------------------------------------------------------------------------
+    # voting
+
+    async def vote(self, *, owner: str, user_key: str, battle_id: str, winner: str) -> Reveal:
+        """Commit the vote, then reveal the two models.
+
+        Parameters
+        ----------
+        owner, user_key
+            Must match the battle's.
+        battle_id
+            The battle.
+        winner
+            A key of :data:`VOTE_CHOICES` (``a``, ``b``, ``tie``, ``bothbad``) or a stored
+            value (``model_a``, ``model_b``, ``tie``, ``tie (bothbad)``).
+
+        Returns
+        -------
+        Reveal
+            Only after the vote is durably committed.
+
+        Raises
+        ------
+        BattleRefused
+            Unknown/foreign battle, still streaming, errored, already voted, bad winner.
+        """
+        value = VOTE_CHOICES.get(winner, winner)
+        if value not in VOTE_CHOICES.values():
+            raise BattleRefused("bad_vote", f"Unknown vote {winner!r}.")
+        live = self._get_live(owner, battle_id)
+        if live.status == "voted":
+            raise BattleRefused("already_voted", "This battle already has your vote.")
+        if live.status in ("error", "abandoned"):
+            raise BattleRefused(
+                "errored", "This battle ended without both answers and cannot be voted on."
+            )
+        if live.busy or live.status == "streaming":
+            raise BattleRefused("not_ready", "Wait for both answers before voting.")
+        try:
+            await self._store(
+                store.record_vote, battle_id=battle_id, winner=value, user_key=user_key
+            )
+        except store.AlreadyVoted:
+            raise BattleRefused("already_voted", "This battle already has your vote.") from None
+        except store.BattleNotReady:
+            raise BattleRefused("not_ready", "Wait for both answers before voting.") from None
+        except store.BattleErrored:
+            raise BattleRefused(
+                "errored", "This battle ended without both answers and cannot be voted on."
+            ) from None
+        except (store.ForeignBattle, store.BattleNotFound):
+            raise BattleRefused(
+                "not_found", "This battle is no longer active. Start a new round."
+            ) from None
+        live.status = "voted"
+        return Reveal(battle_id, live.model_a, live.model_b, value)
+
+    def live_battles(self) -> int:
+        """Number of battles held in memory (for health checks)."""
+        return len(self._live)

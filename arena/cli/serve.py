@@ -1,0 +1,92 @@
+"""``arena serve``: start the web app (``python app.py`` does the same)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from arena.cli.common import fail
+from arena.config import Settings, SettingsError
+
+__all__ = ["register", "run"]
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``arena serve`` / ``python app.py``; each overrides an ``ARENA_*`` variable."""
+    p.add_argument("--host", help="address to listen on (ARENA_HOST; default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (ARENA_PORT; default 7860)")
+    p.add_argument(
+        "--db",
+        dest="db_url",
+        metavar="URL",
+        help="database URL (ARENA_DB_URL; default SQLite at ./arena-data/arena.db)",
+    )
+    p.add_argument(
+        "--roster",
+        metavar="FILE",
+        help="model roster TOML (ARENA_ROSTER; default the bundled data/models.toml)",
+    )
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="start the arena web app",
+        description="Start the arena web app: battle, side-by-side and leaderboard tabs.",
+    )
+    add_serve_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load settings, roster, database and models, then serve until interrupted."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("alembic", "httpx"):  # one line per migration step / per HTTP request
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env().with_overrides(
+            host=args.host, port=args.port, db_url=args.db_url, roster=args.roster
+        )
+    except SettingsError as exc:
+        return fail(str(exc))
+
+    # Imported here: gradio and torch take seconds to import, the other commands don't need them.
+    from arena import store
+    from arena.battles import Arena
+    from arena.roster import RosterError
+    from arena.standings import Standings
+    from arena.ui import build_app
+
+    def say(message: str) -> None:
+        print(f"arena: {message}", file=sys.stderr, flush=True)
+
+    try:
+        arena = Arena.open(settings, say=say)
+    except RosterError as exc:
+        return fail(str(exc))
+    except store.SchemaOutOfDate as exc:
+        print(f"arena: {exc}", file=sys.stderr)
+        return 1
+    say("loading models (the first start converts the bundled model once; later starts are fast)")
+    asyncio.run(arena.load(say))
+    standings = Standings(
+        engine=arena.engine,
+        roster=arena.roster,
+        refresh_s=settings.leaderboard_refresh_s,
+        min_battles=settings.min_battles,
+    )
+    demo = build_app(arena, standings)
+    demo.queue(default_concurrency_limit=settings.concurrency_limit)
+    url = f"http://{settings.host}:{settings.port}"
+    say(f"starting the web app on {url}")
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        show_error=False,
+        footer_links=["api"],
+    )
+    return 0

@@ -1,0 +1,191 @@
+"""The app's leaderboard: recomputed from the database in the background, served from a cache.
+
+Viewing the leaderboard never waits for a recomputation and never blocks voting: readers get
+the last finished snapshot at once, and a stale snapshot (older than
+``Settings.leaderboard_refresh_s``) starts one background refresh.  The refresh reads with a
+deferred (read-only) transaction, which on SQLite WAL never waits for writers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from matplotlib.figure import Figure
+from sqlalchemy.engine import Engine
+
+from arena import store
+from arena.roster import Roster
+from ratings import RatingOptions, compute_leaderboard
+from ratings.data import BattleDataError
+from ratings.plots import rating_ci_plot, win_rate_heatmap
+
+__all__ = ["COLUMNS", "Standings", "StandingsSnapshot"]
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "Rank",
+    "Rank range",
+    "Model",
+    "Rating",
+    "95% CI",
+    "Battles",
+    "Organisation",
+    "License",
+    "Open weights",
+)
+
+
+@dataclass(frozen=True)
+class StandingsSnapshot:
+    """One computed leaderboard, ready to render."""
+
+    rows: list[list[Any]]
+    note: str
+    n_battles: int
+    computed_at: float
+    ci_figure: Figure | None = None
+    heatmap_figure: Figure | None = None
+
+
+class Standings:
+    """Background-refreshed leaderboard of counted anonymous votes.
+
+    Parameters
+    ----------
+    engine
+        Database engine.
+    roster
+        For metadata columns (organisation, license, open weights).
+    refresh_s
+        Least seconds between two recomputations.
+    min_battles
+        Models with fewer counted battles are marked preliminary.
+    """
+
+    def __init__(self, *, engine: Engine, roster: Roster, refresh_s: float, min_battles: int):
+        self._engine = engine
+        self._roster = roster
+        self._refresh_s = refresh_s
+        self._min_battles = min_battles
+        self._lock = threading.Lock()
+        self._snapshot: StandingsSnapshot | None = None
+        self._running: threading.Thread | None = None
+
+    def get(self, *, wait: bool = False) -> StandingsSnapshot:
+        """Return the latest snapshot, starting a background refresh when it is stale.
+
+        Parameters
+        ----------
+        wait
+            Block until a refresh that is due (or running) has finished (the first view of a
+            fresh app and tests use it).
+
+        Returns
+        -------
+        StandingsSnapshot
+        """
+        with self._lock:
+            snap = self._snapshot
+            stale = snap is None or time.monotonic() - snap.computed_at >= self._refresh_s
+            if stale and self._running is None:
+                self._running = threading.Thread(
+                    target=self._refresh, name="arena-standings", daemon=True
+                )
+                self._running.start()
+            running = self._running
+        if (wait or snap is None) and running is not None:
+            running.join()
+            with self._lock:
+                snap = self._snapshot
+        assert snap is not None
+        return snap
+
+    def invalidate(self) -> None:
+        """Make the next :meth:`get` recompute (used after imports and in tests)."""
+        with self._lock:
+            if self._snapshot is not None:
+                self._snapshot = StandingsSnapshot(
+                    self._snapshot.rows,
+                    self._snapshot.note,
+                    self._snapshot.n_battles,
+                    float("-inf"),
+                    self._snapshot.ci_figure,
+                    self._snapshot.heatmap_figure,
+                )
+
+    def _refresh(self) -> None:
+        try:
+            snap = self.compute()
+        except Exception:  # keep serving the old snapshot; the log says why
+            log.exception("leaderboard refresh failed")
+            snap = self._snapshot or StandingsSnapshot(
+                [], "The leaderboard could not be computed; see the server log.", 0, 0.0
+            )
+        with self._lock:
+            self._snapshot = snap
+            self._running = None
+
+    def compute(self) -> StandingsSnapshot:
+        """Recompute the leaderboard now (synchronously)."""
+        started = time.monotonic()
+        try:
+            battles = store.battles_for_ratings(engine=self._engine, with_clusters=False)
+        except BattleDataError:
+            battles = None  # no counted votes yet
+        if battles is None or len(battles) == 0 or battles.n_models < 2:
+            return StandingsSnapshot(
+                [],
+                "No counted votes yet. Vote in the Battle tab; the leaderboard updates "
+                f"every {self._refresh_s:g} s.",
+                0,
+                started,
+            )
+        lb = compute_leaderboard(battles, RatingOptions())
+        rows: list[list[Any]] = []
+        preliminary = []
+        for r in lb.rows:
+            meta = self._roster[r.model].metadata() if r.model in self._roster else {}
+            name = r.model
+            if r.battles < self._min_battles:
+                name += " *"
+                preliminary.append(r.model)
+            rank_range = f"{r.rank}" if r.rank == r.rank_upper else f"{r.rank}-{r.rank_upper}"
+            open_w = meta.get("open_weights")
+            rows.append(
+                [
+                    r.rank,
+                    rank_range,
+                    name,
+                    round(r.rating, 1),
+                    f"+{r.upper - r.rating:.1f} / -{r.rating - r.lower:.1f}",
+                    r.battles,
+                    meta.get("organisation") or "",
+                    meta.get("license") or "",
+                    "" if open_w is None else ("yes" if open_w else "no"),
+                ]
+            )
+        note = (
+            f"Bradley-Terry ratings from {lb.n_battles:,} counted anonymous votes (ties count "
+            "half a win each side; mean rating 1000), 95% sandwich confidence intervals. "
+            "Rank range: the best and worst rank the intervals allow."
+        )
+        if preliminary:
+            note += (
+                f" * Preliminary: fewer than {self._min_battles} battles "
+                f"({', '.join(preliminary)})."
+            )
+        for w in lb.warnings:
+            note += f" Warning: {w}"
+        return StandingsSnapshot(
+            rows,
+            note,
+            lb.n_battles,
+            started,
+            rating_ci_plot(lb),
+            win_rate_heatmap(lb),
+        )

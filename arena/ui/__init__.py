@@ -1,0 +1,43 @@
+"""Gradio Blocks only: the Battle, Side-by-side and Leaderboard tabs.
+
+No rule of the arena lives here; see :mod:`arena.battles`.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from arena.battles import Arena
+from arena.standings import Standings
+from arena.ui.chat_tab import build_chat_tab
+from arena.ui.leaderboard_tab import build_leaderboard_tab
+
+__all__ = ["build_app"]
+
+
+def build_app(arena: Arena, standings: Standings) -> gr.Blocks:
+    """Build the arena's Gradio app (call ``.queue(...)`` and ``.launch(...)`` on it).
+
+    Parameters
+    ----------
+    arena
+        The running arena.
+    standings
+        The leaderboard cache.
+
+    Returns
+    -------
+    gradio.Blocks
+    """
+    with gr.Blocks(title="Arena") as demo:
+        gr.Markdown("# ⚔️ Arena\nChat with two models side by side and vote for the better one.")
+        with gr.Tabs():
+            with gr.Tab("⚔️ Battle", id="battle"):
+                build_chat_tab(arena, "anony")
+            with gr.Tab("👀 Side-by-side", id="named"):
+                build_chat_tab(arena, "named")
+            with gr.Tab("🏆 Leaderboard", id="leaderboard") as board_tab:
+                load, outputs = build_leaderboard_tab(standings)
+        board_tab.select(load, outputs=outputs, api_visibility="private")
+        demo.load(load, outputs=outputs, api_visibility="private")
+    return demo

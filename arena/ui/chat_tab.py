@@ -1,0 +1,213 @@
+"""The Battle tab (anonymous) and the Side-by-side tab (named): one layout, two modes.
+
+Handlers only translate between Gradio values and :mod:`arena.battles`.  What they send to
+the browser for an anonymous battle is chat text, an opaque battle id kept in server-side
+``gr.State``, and button states; the model names leave the server only in the vote
+handler's reply, after the vote is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import gradio as gr
+
+from arena.battles import Arena, BattleRefused, TurnUpdate
+from arena.ui.common import owner_of, render_side, user_key_of
+
+__all__ = ["build_chat_tab"]
+
+_VOTES = (
+    ("a", "👈 A is better"),
+    ("b", "👉 B is better"),
+    ("tie", "🤝 Tie"),
+    ("bothbad", "👎 Both are bad"),
+)
+
+
+def _status_line(update: TurnUpdate) -> str:
+    if update.message:
+        return f"⚠️ {update.message}"
+    if update.status == "ready":
+        return "Both answers are in. Vote, or ask a follow-up question to both models."
+    return "Generating…"
+
+
+def build_chat_tab(arena: Arena, mode: str) -> None:
+    """Build one chat tab's components and events inside the current ``gr.Tab``."""
+    named = mode == "named"
+    prefix = "named" if named else "battle"
+    names = list(arena.roster.names)
+    picks: list[gr.Dropdown | gr.State] = []
+    if named:
+        with gr.Row():
+            picks.append(gr.Dropdown(names, value=names[0], label="Model A", interactive=True))
+            picks.append(
+                gr.Dropdown(names, value=names[1 % len(names)], label="Model B", interactive=True)
+            )
+    else:
+        gr.Markdown(
+            "Two anonymous models answer your prompt side by side. Vote for the better "
+            "answer; their names are revealed after your vote."
+        )
+    battle_id = gr.State(None)
+    with gr.Row():
+        chat_a = gr.Chatbot(label="Model A", height=420, elem_id=f"{prefix}-chat-a")
+        chat_b = gr.Chatbot(label="Model B", height=420, elem_id=f"{prefix}-chat-b")
+    status = gr.Markdown("", elem_id=f"{prefix}-status")
+    with gr.Row():
+        vote_buttons = [
+            gr.Button(label, interactive=False, elem_id=f"{prefix}-vote-{key}")
+            for key, label in _VOTES
+        ]
+    with gr.Row():
+        prompt = gr.Textbox(
+            placeholder="Type a prompt and press Enter",
+            show_label=False,
+            scale=8,
+            max_lines=8,
+            elem_id=f"{prefix}-prompt",
+        )
+        send = gr.Button("Send", variant="primary", scale=1, elem_id=f"{prefix}-send")
+    with gr.Row():
+        new_round = gr.Button("🎲 New round", elem_id=f"{prefix}-new")
+        regenerate = gr.Button("🔄 Regenerate", elem_id=f"{prefix}-regenerate")
+        stop = gr.Button("⏹ Stop", elem_id=f"{prefix}-stop")
+
+    def votes(active: bool) -> list[Any]:
+        return [gr.Button(interactive=active) for _ in vote_buttons]
+
+    def outputs_for(
+        update: TurnUpdate, prev_a: list[dict[str, Any]], prev_b: list[dict[str, Any]]
+    ) -> list[Any]:
+        ended = update.status in ("error", "abandoned")
+        return [
+            render_side(prev_a, update, "a"),
+            render_side(prev_b, update, "b"),
+            None if ended else update.battle_id,
+            _status_line(update),
+            *votes(update.votable),
+        ]
+
+    stream_outputs = [chat_a, chat_b, battle_id, status, *vote_buttons]
+
+    async def on_send(
+        text: str,
+        bid: str | None,
+        hist_a: list[dict[str, Any]] | None,
+        hist_b: list[dict[str, Any]] | None,
+        pick_a: str | None,
+        pick_b: str | None,
+        request: gr.Request,
+    ) -> AsyncIterator[list[Any]]:
+        prev_a, prev_b = (hist_a or [], hist_b or []) if bid else ([], [])
+        models = (pick_a or "", pick_b or "") if named and not bid else None
+        try:
+            async for update in arena.turn(
+                owner=owner_of(request),
+                user_key=user_key_of(arena, request),
+                prompt=text or "",
+                battle_id=bid,
+                mode=mode,
+                models=models,
+            ):
+                yield [*outputs_for(update, prev_a, prev_b), ""]
+        except BattleRefused as exc:
+            yield [hist_a or [], hist_b or [], bid, f"⚠️ {exc}", *votes(False), text]
+
+    async def on_regenerate(
+        bid: str | None,
+        hist_a: list[dict[str, Any]] | None,
+        hist_b: list[dict[str, Any]] | None,
+        request: gr.Request,
+    ) -> AsyncIterator[list[Any]]:
+        prev_a, prev_b = (hist_a or [])[:-2], (hist_b or [])[:-2]
+        try:
+            if not bid:
+                raise BattleRefused("nothing_to_regenerate", "There is no answer to regenerate.")
+            async for update in arena.regenerate(
+                owner=owner_of(request), user_key=user_key_of(arena, request), battle_id=bid
+            ):
+                yield outputs_for(update, prev_a, prev_b)
+        except BattleRefused as exc:
+            yield [hist_a or [], hist_b or [], bid, f"⚠️ {exc}", *votes(False)]
+
+    def make_vote(choice: str) -> Any:
+        async def on_vote(bid: str | None, request: gr.Request) -> list[Any]:
+            try:
+                if not bid:
+                    raise BattleRefused("not_found", "There is no battle to vote on.")
+                reveal = await arena.vote(
+                    owner=owner_of(request),
+                    user_key=user_key_of(arena, request),
+                    battle_id=bid,
+                    winner=choice,
+                )
+            except BattleRefused as exc:
+                return [gr.Chatbot(), gr.Chatbot(), bid, f"⚠️ {exc}", *votes(False)]
+            return [
+                gr.Chatbot(label=f"Model A: {reveal.model_a}"),
+                gr.Chatbot(label=f"Model B: {reveal.model_b}"),
+                None,
+                f"✅ Vote recorded. **Model A: {reveal.model_a}** · "
+                f"**Model B: {reveal.model_b}**. Type a new prompt to start another round.",
+                *votes(False),
+            ]
+
+        return on_vote
+
+    async def on_stop(bid: str | None, request: gr.Request) -> str:
+        if not bid:
+            return ""
+        try:
+            await arena.stop(owner=owner_of(request), battle_id=bid)
+        except BattleRefused as exc:
+            return f"⚠️ {exc}"
+        return "Stopping…"
+
+    async def on_new_round(bid: str | None, request: gr.Request) -> list[Any]:
+        if bid:
+            # Already voted or gone: nothing to abandon.
+            with contextlib.suppress(BattleRefused):
+                await arena.stop(owner=owner_of(request), battle_id=bid)
+        return [
+            gr.Chatbot(value=[], label="Model A"),
+            gr.Chatbot(value=[], label="Model B"),
+            None,
+            "",
+            *votes(False),
+            "",
+        ]
+
+    if not named:
+        # Same handler, no model choice: hidden constants stand in for the two dropdowns.
+        picks = [gr.State(None), gr.State(None)]
+    send_inputs = [prompt, battle_id, chat_a, chat_b, *picks]
+    send.click(
+        on_send, inputs=send_inputs, outputs=[*stream_outputs, prompt], api_name=f"{prefix}_send"
+    )
+    prompt.submit(
+        on_send, inputs=send_inputs, outputs=[*stream_outputs, prompt], api_visibility="private"
+    )
+    regenerate.click(
+        on_regenerate,
+        inputs=[battle_id, chat_a, chat_b],
+        outputs=stream_outputs,
+        api_name=f"{prefix}_regenerate",
+    )
+    for (key, _), button in zip(_VOTES, vote_buttons, strict=True):
+        button.click(
+            make_vote(key),
+            inputs=[battle_id],
+            outputs=stream_outputs,
+            api_name=f"{prefix}_vote_{key}",
+        )
+    stop.click(on_stop, inputs=[battle_id], outputs=[status], api_name=f"{prefix}_stop")
+    new_round.click(
+        on_new_round,
+        inputs=[battle_id],
+        outputs=[*stream_outputs, prompt],
+        api_name=f"{prefix}_new_round",
+    )

@@ -1,0 +1,58 @@
+"""Helpers shared by the tabs: who is asking, and how turns become chat messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from arena.battles import Arena, TurnUpdate
+
+__all__ = ["client_address", "owner_of", "render_side", "user_key_of"]
+
+
+def client_address(request: gr.Request | None, trusted_proxies: frozenset[str]) -> str:
+    """The client's address: the TCP peer, or X-Forwarded-For when the peer is trusted.
+
+    Only a configured reverse proxy may speak for the client; anyone else could forge the
+    header to dodge rate limits or to vote as someone else.
+    """
+    if request is None:
+        return "unknown"
+    client = getattr(request, "client", None)
+    peer = getattr(client, "host", None) or "unknown"
+    if peer in trusted_proxies:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        # The right-most address not itself a trusted proxy is the one our proxy saw.
+        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+            if hop not in trusted_proxies:
+                return hop
+    return peer
+
+
+def owner_of(request: gr.Request | None) -> str:
+    """Opaque id of the browser session (one page load) that owns a battle."""
+    session = getattr(request, "session_hash", None) if request is not None else None
+    return f"session:{session}" if session else "session:none"
+
+
+def user_key_of(arena: Arena, request: gr.Request | None) -> str:
+    """The voter's keyed hash (never the raw address)."""
+    return arena.user_key_for(client_address(request, arena.settings.trusted_proxy_set))
+
+
+def render_side(
+    previous: list[dict[str, Any]], update: TurnUpdate, side: str
+) -> list[dict[str, Any]]:
+    """Chat messages for one side: earlier turns plus this turn's prompt and answer so far."""
+    view = update.a if side == "a" else update.b
+    answer = view.text
+    if view.error:
+        answer = f"{answer}\n\n**{view.error}**" if answer else f"**{view.error}**"
+    elif not view.done and not answer:
+        answer = "…"
+    return [
+        *previous,
+        {"role": "user", "content": update.prompt},
+        {"role": "assistant", "content": answer},
+    ]
