@@ -1,0 +1,35 @@
+"""The app's cached leaderboard, computed from real votes in a real database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from arena.battles import Arena
+from arena.standings import COLUMNS, Standings
+
+
+def test_leaderboard_counts_anonymous_votes_only_and_marks_preliminary(arena: Arena) -> None:
+    board = Standings(engine=arena.engine, roster=arena.roster, refresh_s=3600, min_battles=5)
+    empty = board.get()
+    assert empty.rows == [] and "No counted votes yet" in empty.note
+
+    async def battle(mode: str, winner: str) -> None:
+        kw = {"models": ("alpha-greedy", "beta-concise")} if mode == "named" else {}
+        updates = [
+            u async for u in arena.turn(owner="o", user_key="k", prompt="Hi", mode=mode, **kw)
+        ]
+        await arena.vote(owner="o", user_key="k", battle_id=updates[-1].battle_id, winner=winner)
+
+    asyncio.run(battle("anony", "a"))
+    asyncio.run(battle("anony", "tie"))
+    asyncio.run(battle("named", "a"))  # not counted: the voter knew the models
+
+    assert board.get().n_battles == 0  # cached: not stale for an hour
+    board.invalidate()
+    snap = board.get(wait=True)
+    assert snap.n_battles == 2
+    assert len(snap.rows) == 2 and all(len(r) == len(COLUMNS) for r in snap.rows)
+    assert {r[2] for r in snap.rows} == {"alpha-greedy *", "beta-concise *"}
+    assert [r[5] for r in snap.rows] == [2, 2]
+    assert "Preliminary" in snap.note and "2 counted anonymous votes" in snap.note
+    assert snap.ci_figure is not None and snap.heatmap_figure is not None
