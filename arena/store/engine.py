@@ -29,11 +29,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.orm import Session
 
 from arena.store.errors import SchemaOutOfDate
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "begin_read",
     "check_schema",
     "current_revision",
     "head_revision",
@@ -102,13 +104,17 @@ def open_engine(
     engine = create_engine(u, **kwargs)
     if u.get_backend_name() == "sqlite":
         _tune_sqlite(engine, busy_timeout_s)
-    if create_if_empty:
-        with reader(engine).connect() as conn:
-            empty = not inspect(conn).get_table_names()
-        if empty:
-            upgrade(engine)
-    if check:
-        check_schema(engine)
+    try:
+        if create_if_empty:
+            with reader(engine).connect() as conn:
+                empty = not inspect(conn).get_table_names()
+            if empty:
+                upgrade(engine)
+        if check:
+            check_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -129,6 +135,15 @@ def _tune_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     def _on_begin(conn: Connection) -> None:
         deferred = conn.get_execution_options().get(_READ_ONLY, False)
         conn.exec_driver_sql("BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE")
+
+
+def begin_read(session: Session) -> None:
+    """Start the session's next transaction as a read: on SQLite it then takes no lock.
+
+    A no-op when the session is already inside a transaction (it keeps that one).
+    """
+    if not session.in_transaction():
+        session.connection(execution_options={_READ_ONLY: True})
 
 
 def reader(engine: Engine) -> Engine:

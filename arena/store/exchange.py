@@ -22,7 +22,7 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -34,11 +34,13 @@ from sqlmodel import SQLModel
 from arena.store.engine import reader
 from arena.store.errors import BattleImportError
 from arena.store.models import WINNERS, utcnow
+from arena.store.ops import text_problem
 
 __all__ = [
     "EXPORT_FIELDS",
     "IMPORTED_BACKEND",
     "ImportReport",
+    "Progress",
     "export_battles",
     "import_battles",
     "iter_export_records",
@@ -58,6 +60,8 @@ EXPORT_FIELDS = (
     "exclusion",
 )
 IMPORTED_BACKEND = "imported"
+# progress(phase, n): n more records done in phase ("read" or "write"); the CLI draws bars.
+Progress = Callable[[str, int], None]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MAX_TSTAMP = 253402300799.0  # 9999-12-31T23:59:59Z, the last datetime Python can hold
 _US = dt.timedelta(microseconds=1)
@@ -195,6 +199,7 @@ def export_battles(
     out: str | Path,
     with_conversations: bool = False,
     since: dt.datetime | None = None,
+    progress: Progress | None = None,
 ) -> int:
     """Write every vote as a ``clean_battle`` JSONL file (gzipped when ``out`` ends in .gz).
 
@@ -211,6 +216,8 @@ def export_battles(
         Add ``conversation_a`` and ``conversation_b``.
     since
         Only votes at or after this time (timezone-aware).
+    progress
+        Called as ``progress("write", n)`` after every ``n`` records written.
 
     Returns
     -------
@@ -235,6 +242,10 @@ def export_battles(
             ):
                 text.write(_dumps(record) + "\n")
                 n += 1
+                if progress is not None and n % _CHUNK == 0:
+                    progress("write", _CHUNK)
+            if progress is not None and n % _CHUNK:
+                progress("write", n % _CHUNK)
             text.flush()
             text.detach()
             if gz is not None:
@@ -336,6 +347,9 @@ def _parse_line(source: str, lineno: int, line: str) -> _Parsed:
             raise fail(f"expected a non-empty string, got {value!r}", name)
         if len(value) > _LIMITS[name]:
             raise fail(f"longer than {_LIMITS[name]} characters", name)
+        problem = text_problem(value)
+        if problem:
+            raise fail(problem, name)
         return value
 
     model_a = text("model_a", required=True)
@@ -403,6 +417,9 @@ def _parse_conversations(rec: dict[str, Any], fail: Any) -> list[tuple[int, str,
         for k, msg in enumerate(conv):
             if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
                 raise fail(f"message {k}: expected {{role, content}} with text content", name)
+            problem = text_problem(msg["content"])
+            if problem:
+                raise fail(f"message {k}: content {problem}", name)
             role = msg.get("role")
             if role == "user":
                 turn += 1
@@ -422,7 +439,9 @@ def _parse_conversations(rec: dict[str, Any], fail: Any) -> list[tuple[int, str,
     return out
 
 
-def import_battles(*, engine: Engine, path: str | Path) -> ImportReport:
+def import_battles(
+    *, engine: Engine, path: str | Path, progress: Progress | None = None
+) -> ImportReport:
     """Import a ``clean_battle`` JSONL file (``.jsonl`` or ``.jsonl.gz``), all or nothing.
 
     Every record becomes a ``voted`` battle with its vote (and its messages, when the record
@@ -434,6 +453,9 @@ def import_battles(*, engine: Engine, path: str | Path) -> ImportReport:
         From :func:`arena.store.open_engine`.
     path
         The file.
+    progress
+        Called as ``progress("read", n)`` while lines are validated, then
+        ``progress("write", n)`` while records are written (duplicates included).
 
     Returns
     -------
@@ -446,7 +468,13 @@ def import_battles(*, engine: Engine, path: str | Path) -> ImportReport:
         itself...): the message names the file, the line and the field.  Nothing is written.
     """
     p = Path(path)
-    parsed = list(_parse_file(p))
+    parsed = []
+    for rec in _parse_file(p):
+        parsed.append(rec)
+        if progress is not None and len(parsed) % _CHUNK == 0:
+            progress("read", _CHUNK)
+    if progress is not None and len(parsed) % _CHUNK:
+        progress("read", len(parsed) % _CHUNK)
     with engine.begin() as conn:
         existing = _existing_ids(conn, [r.battle_id for r in parsed])
         fresh: list[_Parsed] = []
@@ -463,8 +491,13 @@ def import_battles(*, engine: Engine, path: str | Path) -> ImportReport:
                 select(_MODEL.c.name, _MODEL.c.id).where(_MODEL.c.name.in_(names))
             )
         }
+        if progress is not None and len(parsed) > len(fresh):
+            progress("write", len(parsed) - len(fresh))
         for start in range(0, len(fresh), _CHUNK):
-            _insert_chunk(conn, fresh[start : start + _CHUNK], ids)
+            chunk = fresh[start : start + _CHUNK]
+            _insert_chunk(conn, chunk, ids)
+            if progress is not None:
+                progress("write", len(chunk))
     return ImportReport(
         records=len(parsed),
         inserted=len(fresh),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -47,8 +48,10 @@ def resolve_secret(settings: Settings) -> str:
     """The hashing secret: ``ARENA_SECRET`` if set, else ``<data_dir>/secret``, made once.
 
     A generated secret is written with mode 0600 and reused on every later run, so user keys
-    stay stable across restarts.  Creation is race-free (``O_EXCL``): when two processes
-    start together, both end up with the one that was written first.
+    stay stable across restarts.  Creation is race-free: the secret is written and fsynced
+    under a temporary name, then hard-linked into place, which fails when the file already
+    exists.  When two processes start together both end up with the one linked first, and
+    no process can ever read a half-written secret.
 
     Parameters
     ----------
@@ -59,22 +62,44 @@ def resolve_secret(settings: Settings) -> str:
     -------
     str
         The secret.
+
+    Raises
+    ------
+    ValueError
+        When ``<data_dir>/secret`` exists but is empty (it was not written by Arena; delete
+        it or set ``ARENA_SECRET``).
     """
     if settings.secret:
         return settings.secret
     path = Path(settings.data_dir) / SECRET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        value = path.read_text(encoding="ascii").strip()
-        if value:
-            return value
-        # An empty file means a crash between create and write; write it now.
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
-    value = secrets.token_hex(32)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(value + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_secret(path)
+    value = path.read_text(encoding="ascii").strip()
+    if not value:
+        raise ValueError(
+            f"{path} is empty: delete it (a new secret is generated) or set ARENA_SECRET"
+        )
     return value
+
+
+def _create_secret(path: Path) -> None:
+    """Write a fresh secret at ``path`` unless another process got there first."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        # FileExistsError: another process won the race; its secret is the one.
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink()
+    # The link itself must survive a crash, or every user key changes on the next start.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

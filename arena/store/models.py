@@ -15,7 +15,7 @@ import datetime as dt
 import uuid
 from typing import Any, Final
 
-from sqlalchemy import CheckConstraint, Dialect, Index, UniqueConstraint
+from sqlalchemy import CheckConstraint, Dialect, Index, Text, UniqueConstraint
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -212,7 +212,7 @@ class Battle(BattleBase, table=True):
 class MessageBase(SQLModel):
     turn: int = Field(ge=1, description="1-based user turn this message belongs to.")
     side: str = Field(max_length=4, description="'user', or the answering side 'a' / 'b'.")
-    content: str
+    content: str = Field(sa_type=Text)
     token_count: int | None = Field(default=None, ge=0)
     latency_s: float | None = Field(default=None, ge=0)
     finish_reason: str | None = Field(default=None, max_length=50)

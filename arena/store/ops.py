@@ -21,11 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import func, update
+import sqlalchemy as sa
+from sqlalchemy import func, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
+from arena.store.engine import begin_read
 from arena.store.errors import (
     AlreadyVoted,
     BattleErrored,
@@ -88,6 +90,9 @@ _METADATA_FIELDS = (
 )
 
 _Row = TypeVar("_Row", bound=SQLModel)
+_BATTLE = SQLModel.metadata.tables["battle"]
+_MESSAGE = SQLModel.metadata.tables["message"]
+_VOTE = SQLModel.metadata.tables["vote"]
 
 
 def new_session(engine: Engine) -> Session:
@@ -122,6 +127,22 @@ def _finish(session: Session) -> None:
     session.flush()
     session.expunge_all()
     session.commit()
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text on every backend, or ``None`` when it can.
+
+    PostgreSQL refuses NUL characters in text and neither driver can encode a lone UTF-16
+    surrogate; both are refused up front, the same way on SQLite, so a database can always
+    be moved to PostgreSQL by export and import.
+    """
+    if "\x00" in value:
+        return "contains a NUL character (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (not valid UTF-8)"
+    return None
 
 
 def _check_aware(name: str, value: dt.datetime | None) -> dt.datetime:
@@ -415,12 +436,16 @@ def append_message(
     InvalidTransition
         The battle is already voted (a vote freezes the conversation it judged).
     InvalidValue
-        Bad side or turn, or this (turn, side) is already stored.
+        Bad side or turn, this (turn, side) is already stored, or content that no backend
+        can store (a NUL character, a lone surrogate).
     """
     if side not in MESSAGE_SIDES:
         raise InvalidValue(f"side must be one of {MESSAGE_SIDES}, got {side!r}")
     if isinstance(turn, bool) or not isinstance(turn, int) or turn < 1:
         raise InvalidValue(f"turn must be an integer >= 1, got {turn!r}")
+    problem = text_problem(content)
+    if problem:
+        raise InvalidValue(f"message content {problem}")
     try:
         with _transaction(session):
             battle = _lock_battle(session, battle_id)
@@ -559,7 +584,17 @@ def record_vote(
     when = _check_aware("voted_at", voted_at)
     try:
         with _transaction(session):
-            battle = _lock_battle(session, battle_id)
+            # Core statements, not the unit of work: this is the hot path (one commit per
+            # vote, several app processes), and the ORM flush would triple its CPU cost.
+            conn = session.connection()
+            b = _BATTLE.c
+            battle = conn.execute(
+                sa.select(b.user_key, b.status, b.mode, b.model_a_id, b.model_b_id)
+                .where(b.id == battle_id)
+                .with_for_update()
+            ).first()
+            if battle is None:
+                raise BattleNotFound(f"no battle with id {battle_id!r}")
             # Foreign first: someone else's battle reveals nothing about its state.
             if battle.user_key != user_key:
                 raise ForeignBattle(
@@ -577,26 +612,30 @@ def record_vote(
                     f"battle {battle_id} is {battle.status} and cannot be voted on",
                     battle_id=battle_id,
                 )
-            prompts = session.exec(
-                select(Message.turn, Message.content)
-                .where(Message.battle_id == battle_id, Message.side == "user")
-                .order_by(col(Message.turn))
+            m = _MESSAGE.c
+            prompts = conn.execute(
+                sa.select(m.turn, m.content)
+                .where(m.battle_id == battle_id, m.side == "user")
+                .order_by(m.turn)
             ).all()
-            vote = Vote(
-                battle_id=battle_id,
-                winner=winner,
-                model_a_id=battle.model_a_id,
-                model_b_id=battle.model_b_id,
-                anony=battle.mode == "anony",
-                judge=battle.user_key,
-                question_id=question_id_for(prompts[0][1]) if prompts else battle_id,
-                turn=max((t for t, _ in prompts), default=0),
-                voted_at=when,
+            values = {
+                "battle_id": battle_id,
+                "winner": winner,
+                "model_a_id": battle.model_a_id,
+                "model_b_id": battle.model_b_id,
+                "anony": battle.mode == "anony",
+                "judge": battle.user_key,
+                "question_id": question_id_for(prompts[0][1]) if prompts else battle_id,
+                "turn": max((t for t, _ in prompts), default=0),
+                "voted_at": when,
+                "exclusion": None,
+            }
+            vote_id = conn.execute(insert(_VOTE).values(values).returning(_VOTE.c.id)).scalar_one()
+            conn.execute(
+                update(_BATTLE).where(b.id == battle_id).values(status="voted", updated_at=when)
             )
-            session.add(vote)
-            battle.status = "voted"
-            battle.updated_at = when
-            _finish(session)
+            session.commit()
+            vote = Vote(id=vote_id, **values)
             return vote
     except IntegrityError:
         # Only reachable if a concurrent vote slipped past the row lock (it cannot on the
@@ -663,6 +702,7 @@ def get_battle(*, session: Session, battle_id: str) -> Battle:
     BattleNotFound
         No such battle.
     """
+    begin_read(session)
     row = session.get(Battle, battle_id, populate_existing=True)
     return _read(session, row, BattleNotFound(f"no battle with id {battle_id!r}"))
 
@@ -675,12 +715,14 @@ def get_vote(*, session: Session, battle_id: str) -> Vote:
     VoteNotFound
         The battle has no vote.
     """
+    begin_read(session)
     row = session.exec(select(Vote).where(Vote.battle_id == battle_id)).first()
     return _read(session, row, VoteNotFound(f"battle {battle_id!r} has no vote"))
 
 
 def list_messages(*, session: Session, battle_id: str) -> list[Message]:
     """A battle's messages by turn (user first, then a, then b)."""
+    begin_read(session)
     rows = list(session.exec(select(Message).where(Message.battle_id == battle_id)).all())
     order = {"user": 0, "a": 1, "b": 2}
     rows.sort(key=lambda m: (m.turn, order[m.side]))
@@ -698,6 +740,7 @@ def battle_model_names(*, session: Session, battle_id: str) -> tuple[str, str]:
         No such battle.
     """
     battle = get_battle(session=session, battle_id=battle_id)
+    begin_read(session)
     names = dict(
         session.exec(
             select(Model.id, Model.name).where(

@@ -1,0 +1,64 @@
+"""Bodies of the processes the concurrency and durability tests start (fork context).
+
+Each worker opens its own engine from the URL: connections are never carried across a fork.
+Results go back through a queue or a pipe as plain data; a worker never raises.
+"""
+
+from __future__ import annotations
+
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+from typing import Any
+
+from arena import store
+
+
+def vote_many(url: str, ids: list[str], user_key: str, start: Barrier, results: Queue[Any]) -> None:
+    """Vote on every battle in ``ids``; report (votes recorded, errors as text)."""
+    ok, errors = 0, []
+    try:
+        engine = store.open_engine(url)
+        start.wait(timeout=120)
+        with store.new_session(engine) as s:
+            for i, bid in enumerate(ids):
+                try:
+                    store.record_vote(
+                        session=s, battle_id=bid, winner=store.WINNERS[i % 4], user_key=user_key
+                    )
+                    ok += 1
+                except Exception as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+        engine.dispose()
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+    results.put((ok, errors))
+
+
+def vote_once(url: str, bid: str, user_key: str, start: Barrier, results: Queue[Any]) -> None:
+    """Try to vote on ``bid`` at the same moment as the other workers; report the outcome."""
+    try:
+        engine = store.open_engine(url)
+        with store.new_session(engine) as s:
+            start.wait(timeout=120)
+            try:
+                store.record_vote(session=s, battle_id=bid, winner="model_a", user_key=user_key)
+                results.put("voted")
+            except store.AlreadyVoted:
+                results.put("AlreadyVoted")
+        engine.dispose()
+    except Exception as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def vote_and_ack(url: str, ids: list[str], user_key: str, acks: Connection) -> None:
+    """Vote on each battle and acknowledge it the moment ``record_vote`` returns; then hang
+    until killed (the test kills this process with SIGKILL)."""
+    engine = store.open_engine(url)
+    with store.new_session(engine) as s:
+        for bid in ids:
+            store.record_vote(session=s, battle_id=bid, winner="tie", user_key=user_key)
+            acks.send(bid)
+    while True:
+        time.sleep(60)
