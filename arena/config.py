@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "describe_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "describe_settings", "settings_markdown"]
 
 ENV_PREFIX = "ARENA_"
 
@@ -178,3 +178,11 @@ def describe_settings() -> list[tuple[str, str, str]]:
             default = "(generated)"
         rows.append((ENV_PREFIX + f.name.upper(), default, f.metadata["help"]))
     return rows
+
+
+def settings_markdown() -> str:
+    """The settings as a Markdown table (the generated part of docs/configuration.md)."""
+    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, default, help_text in describe_settings():
+        lines.append(f"| `{name}` | `{default}` | {help_text} |")
+    return "\n".join(lines) + "\n"

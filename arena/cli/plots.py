@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from arena.cli.common import fail
 from arena.cli.rating_args import (
     add_rating_arguments,
     add_source_arguments,
@@ -13,7 +14,6 @@ from arena.cli.rating_args import (
     options_from_args,
     progress_factory,
 )
-from arena.cli.ratings import fail
 from ratings import BattleDataError, ConvergenceError, compute_leaderboard
 
 __all__ = ["register", "run"]

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from arena.cli.common import fail
 from arena.cli.rating_args import (
     add_rating_arguments,
     add_source_arguments,
@@ -40,12 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     out.add_argument("--out", type=Path, default=None, metavar="PATH", help="write to PATH")
     p.set_defaults(handler=run)
-
-
-def fail(message: str) -> int:
-    """Print an error the way the CLI reports bad input, and return exit status 2."""
-    print(f"arena: error: {message}", file=sys.stderr)
-    return 2
 
 
 def run(args: argparse.Namespace) -> int:
