@@ -1,9 +1,11 @@
-"""Fixtures for backend tests: the real bundled model, loaded once per session, and a real
-``transformers serve`` OpenAI-compatible server on a loopback port."""
+"""Fixtures for backend tests: the real bundled model, loaded once per session, a real
+``transformers serve`` OpenAI-compatible server on a loopback port, and a small recording,
+fault-injecting HTTP proxy that sits in front of that real server."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -12,7 +14,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 SERVER_START_TIMEOUT_S = 180.0
+# One intra-op thread per process.  The test machine has two cores shared with other jobs (and
+# with the `transformers serve` child); with two OpenMP threads each decoding step spin-waits
+# on a busy core and took 0.3-1.3 s instead of ~0.07 s, which made "stops within 1 s"
+# depend on the neighbours' load rather than on the code under test.
+TORCH_THREADS = 1
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    import torch
+
+    torch.set_num_threads(TORCH_THREADS)
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +90,12 @@ def serve_base_url(
         pytest.skip("the transformers CLI is not installed (pip install 'transformers[serving]')")
     port = free_port()
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "OMP_NUM_THREADS": str(TORCH_THREADS),
+    }
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [exe, "serve", str(converted_model_dir), "--host", "127.0.0.1", "--port", str(port)],
@@ -151,3 +171,118 @@ def openai_entry(*, name: str, model: str, base_url: str, **overrides: object) -
 
 def with_fields(entry: RosterEntry, **changes: Any) -> RosterEntry:
     return replace(entry, **changes)
+
+
+@dataclass
+class ProxiedRequest:
+    """What the proxy saw of one request."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FaultProxy:
+    """A loopback HTTP proxy in front of the real ``transformers serve``.
+
+    It records every request (headers and JSON body) and can inject the faults a model server
+    really produces: answer the first ``fail_first`` requests with ``fail_status``, or drop
+    the connection after forwarding ``drop_after`` text chunks.  Everything else is the real
+    server's answer, forwarded chunk by chunk as it streams.
+    """
+
+    upstream: str
+    port: int = 0
+    fail_first: int = 0
+    fail_status: int = 503
+    drop_after: int | None = None
+    requests: list[ProxiedRequest] = field(default_factory=list)
+    client_gone: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+def _proxy_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            proxy.requests.append(
+                ProxiedRequest(
+                    path=self.path,
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=json.loads(raw or b"{}"),
+                )
+            )
+            if len(proxy.requests) <= proxy.fail_first:
+                payload = json.dumps({"error": {"message": "injected failure"}}).encode()
+                self.send_response(proxy.fail_status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            url = proxy.upstream + self.path
+            headers = {"Content-Type": "application/json"}
+            with (
+                httpx.Client(timeout=httpx.Timeout(60.0)) as client,
+                client.stream("POST", url, content=raw, headers=headers) as r,
+            ):
+                self.send_response(r.status_code)
+                self.send_header("Content-Type", r.headers.get("content-type", "text/plain"))
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                sent = 0
+                try:
+                    for line in r.iter_lines():
+                        if proxy.drop_after is not None and sent >= proxy.drop_after:
+                            # Mid-body drop: no terminating chunk, so the client sees a
+                            # truncated response, as when a server process dies.
+                            self.close_connection = True
+                            self.connection.shutdown(socket.SHUT_RDWR)
+                            return
+                        self._chunk((line + "\n").encode())
+                        if '"content"' in line:
+                            sent += 1
+                    self._chunk(b"")
+                except OSError:  # the client went away: stop reading upstream
+                    proxy.client_gone.set()
+                    self.close_connection = True
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+    return Handler
+
+
+@pytest.fixture()
+def fault_proxy(serve_base_url: str) -> Iterator[FaultProxy]:
+    """A :class:`FaultProxy` in front of the session's ``transformers serve``."""
+    upstream = serve_base_url.removesuffix("/v1")
+    proxy = FaultProxy(upstream=upstream)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _proxy_handler(proxy))
+    server.daemon_threads = True
+    proxy.port = int(server.server_address[1])
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    return free_port()
