@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from arena.cli.common import fail
+from arena.cli.common import fail, return_freed_memory
 from arena.cli.rating_args import (
     add_rating_arguments,
     add_source_arguments,
@@ -56,6 +56,7 @@ def _sizes(roster: Path | None) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    return_freed_memory()
     from ratings.plots import write_plots
 
     try:

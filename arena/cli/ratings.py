@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from arena.cli.common import fail
+from arena.cli.common import fail, return_freed_memory
 from arena.cli.rating_args import (
     add_rating_arguments,
     add_source_arguments,
@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return_freed_memory()
     fmt = args.format
     if fmt is None:
         fmt = _SUFFIX_FORMAT.get(args.out.suffix.lower(), "table") if args.out else "table"
