@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from arena import store
@@ -44,6 +45,7 @@ from arena.backends import (
     build_backend,
 )
 from arena.config import Settings
+from arena.integrity import LeakDetector, RateLimited, RateLimiter
 from arena.roster import Roster, load_roster
 from arena.sampling import PairDraw, SamplingPolicy, make_policy
 
@@ -165,6 +167,8 @@ class _Live:
     last_prompt: str = ""
     requests: dict[str, str] = field(default_factory=dict)
     stop_requested: bool = False
+    first_prompt: str = ""
+    leaked: set[str] = field(default_factory=set)
     busy: bool = False
     touched: float = field(default_factory=time.monotonic)
 
@@ -232,6 +236,11 @@ class Arena:
         self._secret = secret
         self._rng = rng or random.SystemRandom()
         self._live: dict[str, _Live] = {}
+        # The user key is the keyed hash of the client address, so a limit per user key is
+        # also the limit per address (behind a trusted proxy: per forwarded address).
+        self.prompt_limit = RateLimiter(settings.prompts_per_minute, 60.0, "prompts")
+        self.vote_limit = RateLimiter(settings.votes_per_day, 86400.0, "votes")
+        self.leaks = LeakDetector.from_roster(roster)
 
     # ----------------------------------------------------------------------------------------
     # construction
@@ -438,6 +447,10 @@ class Arena:
             that is not ready for another turn.
         """
         text = self._check_prompt(prompt)
+        try:
+            self.prompt_limit.hit(f"user:{user_key}")
+        except RateLimited as exc:
+            raise BattleRefused("rate_limited", str(exc)) from None
         if battle_id is None:
             live = await self._create(owner=owner, user_key=user_key, mode=mode, models=models)
         else:
@@ -516,6 +529,7 @@ class Arena:
             )
             live.turn = turn
             live.last_prompt = prompt
+            live.first_prompt = live.first_prompt or prompt
             queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
             for s in _SIDES:
                 request = GenerationRequest(
@@ -593,6 +607,7 @@ class Arena:
                 live.history[s].extend(
                     [ChatMessage("user", prompt), ChatMessage("assistant", reply)]
                 )
+                live.leaked.update(self.leaks.find(reply))
             await self._store(store.set_status, battle_id=live.battle_id, status="ready")
             live.status = "ready"
             finished = True
@@ -709,6 +724,10 @@ class Arena:
         if live.busy or live.status == "streaming":
             raise BattleRefused("not_ready", "Wait for both answers before voting.")
         try:
+            self.vote_limit.hit(f"user:{user_key}")
+        except RateLimited as exc:
+            raise BattleRefused("rate_limited", str(exc)) from None
+        try:
             await self._store(
                 store.record_vote, battle_id=battle_id, winner=value, user_key=user_key
             )
@@ -725,7 +744,30 @@ class Arena:
                 "not_found", "This battle is no longer active. Start a new round."
             ) from None
         live.status = "voted"
+        reason = await asyncio.to_thread(self._exclusion_for, live)
+        if reason is not None:
+            await self._store(store.mark_exclusion, battle_id=battle_id, reason=reason)
         return Reveal(battle_id, live.model_a, live.model_b, value)
+
+    def _exclusion_for(self, live: _Live) -> str | None:
+        """Why this (just committed) vote should not count, if it should not."""
+        if live.leaked:
+            log.info("battle %s: identity leak (%s)", live.battle_id, ", ".join(live.leaked))
+            return "identity_leak"
+        cap = self.settings.duplicate_prompt_cap
+        if cap > 0 and live.first_prompt:
+            qid = store.question_id_for(live.first_prompt)
+            with self.engine.connect() as conn:
+                earlier = conn.execute(
+                    text(
+                        "SELECT count(*) FROM vote WHERE question_id = :q AND battle_id != :b "
+                        "AND exclusion IS NULL"
+                    ),
+                    {"q": qid, "b": live.battle_id},
+                ).scalar_one()
+            if earlier >= cap:
+                return "duplicate_prompt"
+        return None
 
     def live_battles(self) -> int:
         """Number of battles held in memory (for health checks)."""

@@ -88,6 +88,19 @@ class Settings:
         "",
         "Comma-separated addresses whose X-Forwarded-For header is believed. Empty: trust none.",
     )
+    prompts_per_minute: int = _setting(
+        20,
+        "Most prompts one user key (the keyed hash of a client address) may send per minute; "
+        "0 disables the limit.",
+    )
+    votes_per_day: int = _setting(
+        500, "Most votes one user key may cast per 24 hours; 0 disables the limit."
+    )
+    duplicate_prompt_cap: int = _setting(
+        20,
+        "Votes counted per identical first prompt; later votes on the same prompt are kept "
+        "but excluded with reason duplicate_prompt. 0 disables the cap.",
+    )
     connect_timeout_s: float = _setting(
         10.0, "Seconds to wait for a TCP/TLS connection to an OpenAI-compatible model server."
     )

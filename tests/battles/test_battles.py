@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -267,3 +268,50 @@ def test_named_battle_is_stored_as_not_anonymous(arena: Arena) -> None:
     with pytest.raises(BattleRefused) as unknown:
         run(play(arena, mode="named", models=("alpha-greedy", "nope")))
     assert unknown.value.reason == "unknown_model" and "'nope'" in str(unknown.value)
+
+
+def test_prompt_and_vote_rate_limits_refuse_with_a_clear_message(arena: Arena) -> None:
+    from arena.integrity import RateLimiter
+
+    arena.prompt_limit = RateLimiter(2, 60.0, "prompts")
+    arena.vote_limit = RateLimiter(1, 86400.0, "votes")
+
+    async def main() -> None:
+        first = await play(arena, "One.", user_key="k")
+        await arena.vote(owner=OWNER, user_key="k", battle_id=first[-1].battle_id, winner="a")
+        second = await play(arena, "Two.", user_key="k")
+        with pytest.raises(BattleRefused) as prompts:
+            await play(arena, "Three.", user_key="k")
+        assert prompts.value.reason == "rate_limited"
+        assert "at most 2 per minute" in str(prompts.value)
+        with pytest.raises(BattleRefused) as votes:
+            await arena.vote(owner=OWNER, user_key="k", battle_id=second[-1].battle_id, winner="a")
+        assert votes.value.reason == "rate_limited" and "per day" in str(votes.value)
+        await play(arena, "Another voter.", user_key="other")  # limits are per user key
+
+    run(main())
+    assert db_rows(arena, "SELECT count(*) FROM vote") == [(1,)]
+
+
+def test_identity_leak_and_duplicate_prompt_votes_are_kept_but_excluded(arena: Arena) -> None:
+    from arena.integrity import LeakDetector
+
+    async def vote_on(prompt: str, key: str) -> str:
+        updates = await play(arena, prompt, user_key=key)
+        bid = updates[-1].battle_id
+        await arena.vote(owner=OWNER, user_key=key, battle_id=bid, winner="a")
+        return bid
+
+    # Pretend the answers name a model: both test models decode greedily, so the same prompt
+    # gets the same answers again, and every word of them counts as a "model name".
+    probe = run(play(arena, "Say the word 'hello'.", user_key="probe"))[-1]
+    words = re.findall(r"[a-z]{3,}", (probe.a.text + " " + probe.b.text).lower())
+    assert words, probe
+    arena.leaks = LeakDetector(tuple(sorted(set(words))))
+    leaked = run(vote_on("Say the word 'hello'.", "k1"))
+    arena.leaks = LeakDetector(())
+    arena.settings = arena.settings.with_overrides(duplicate_prompt_cap=1)
+    counted = run(vote_on("Same prompt.", "k2"))
+    duplicate = run(vote_on("Same prompt.", "k3"))
+    rows = dict(db_rows(arena, "SELECT battle_id, exclusion FROM vote"))
+    assert rows == {leaked: "identity_leak", counted: None, duplicate: "duplicate_prompt"}

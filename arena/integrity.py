@@ -1,0 +1,306 @@
+"""Defences against rigging: rate limits, identity leaks, anomalous voters, duplicate prompts.
+
+Nothing here deletes data.  A defence either refuses a request up front (rate limits, with a
+message saying when to come back) or gives a stored vote a typed exclusion reason, which
+exports keep and ``arena audit`` counts.
+
+Exclusion reasons (``vote.exclusion_reason``):
+
+``identity_leak``      an answer named its own model, another roster model, or an organisation
+``anomalous_voter``    the voter's votes disagree with the current fit far beyond chance
+``duplicate_prompt``   the same first prompt was voted on more than the configured cap
+``rate_limited``       (reserved) a vote beyond the per-user daily cap when enforced after the fact
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from arena.roster import Roster
+
+__all__ = [
+    "EXCLUSION_REASONS",
+    "LeakDetector",
+    "RateLimited",
+    "RateLimiter",
+    "VoterScore",
+    "client_address",
+    "score_voters",
+]
+
+EXCLUSION_REASONS = ("identity_leak", "anomalous_voter", "duplicate_prompt", "rate_limited")
+
+
+# ------------------------------------------------------------------------------------------
+# who is asking
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: frozenset[str]) -> str:
+    """The client's address: the TCP peer, or ``X-Forwarded-For`` when the peer is trusted.
+
+    Parameters
+    ----------
+    peer
+        Address of the immediate TCP peer.
+    forwarded_for
+        The ``X-Forwarded-For`` header, if any.
+    trusted
+        Addresses of reverse proxies whose header is believed.
+
+    Returns
+    -------
+    str
+        The right-most forwarded address that is not itself a trusted proxy when the peer
+        is trusted; otherwise the peer.  Anyone else could forge the header to dodge rate
+        limits or to vote under another identity.
+    """
+    addr = peer or "unknown"
+    if addr in trusted and forwarded_for:
+        for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+            if hop not in trusted:
+                return hop
+    return addr
+
+
+# ------------------------------------------------------------------------------------------
+# rate limits
+
+
+class RateLimited(Exception):
+    """A request over a rate limit; ``str(exc)`` is safe to show (says when to retry).
+
+    Attributes
+    ----------
+    retry_after_s
+        Seconds until the next request would be allowed.
+    """
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimiter:
+    """Sliding-window limits per key: at most ``limit`` events in any ``window_s`` seconds.
+
+    Thread-safe and in memory (one app process).  Several replicas each enforce their own
+    window, so the effective limit is per replica; a sticky load balancer keeps a user on one.
+
+    Parameters
+    ----------
+    limit
+        Events allowed per window; ``0`` disables the limit.
+    window_s
+        Window length in seconds.
+    what
+        Words for the message (``prompts``, ``votes``).
+    clock
+        Time source (tests pass a fake one).
+    """
+
+    def __init__(
+        self, limit: int, window_s: float, what: str, clock: object = time.monotonic
+    ) -> None:
+        if limit < 0 or window_s <= 0:
+            raise ValueError("rate limit needs limit >= 0 and window_s > 0")
+        self.limit = limit
+        self.window_s = window_s
+        self.what = what
+        self._clock = clock
+        self._events: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def hit(self, *keys: str) -> None:
+        """Count one event for every key, or raise without counting when any is over.
+
+        Raises
+        ------
+        RateLimited
+            When one of the keys already had ``limit`` events in the window.
+        """
+        if self.limit == 0:
+            return
+        now = float(self._clock())  # type: ignore[operator]
+        with self._lock:
+            for key in keys:
+                q = self._events[key]
+                while q and q[0] <= now - self.window_s:
+                    q.popleft()
+                if len(q) >= self.limit:
+                    wait = q[0] + self.window_s - now
+                    raise RateLimited(
+                        f"Too many {self.what}: at most {self.limit} per "
+                        f"{_PERIODS.get(self.window_s, _human(self.window_s))}. "
+                        f"Try again in {_human(max(wait, 1.0))}.",
+                        wait,
+                    )
+            for key in keys:
+                self._events[key].append(now)
+
+
+_PERIODS = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 3600:
+        h = seconds / 3600
+        return f"{h:.0f} hour" + ("s" if round(h) != 1 else "")
+    if seconds >= 60:
+        m = seconds / 60
+        return f"{m:.0f} minute" + ("s" if round(m) != 1 else "")
+    return f"{seconds:.0f} second" + ("s" if round(seconds) != 1 else "")
+
+
+# ------------------------------------------------------------------------------------------
+# identity leaks
+
+
+@dataclass(frozen=True)
+class LeakDetector:
+    """Finds answers that name a roster model or an organisation.
+
+    Names are matched case-insensitively as whole words, also with ``-``/``_``/``.``/spaces
+    treated alike (``smollm2 135m`` matches ``smollm2-135m``).  Each name also contributes
+    its family stems (the part before the first separator, ``smollm2``, and its leading
+    letters, ``smollm``) when at least four characters long and not an ordinary word.
+
+    Parameters
+    ----------
+    terms
+        Lower-case terms to look for.
+    """
+
+    terms: tuple[str, ...]
+
+    @classmethod
+    def from_roster(cls, roster: Roster, extra: Iterable[str] = ()) -> LeakDetector:
+        """Terms from every entry's name, its family stem, and its organisation."""
+        terms: set[str] = set()
+        for e in roster:
+            terms.add(e.name.lower())
+            first = re.split(r"[-_./ :]", e.name.lower())[0]
+            alpha = re.match(r"[a-z]*", first)
+            for stem in (first, alpha.group(0) if alpha else ""):
+                if len(stem) >= 4 and stem not in _COMMON_WORDS:
+                    terms.add(stem)
+            if e.organisation:
+                terms.add(e.organisation.lower())
+        terms.update(t.lower() for t in extra if t)
+        return cls(tuple(sorted(terms)))
+
+    def find(self, text: str) -> list[str]:
+        """The terms that ``text`` mentions (empty when none)."""
+        norm = _normalise(text)
+        return [
+            t for t in self.terms if re.search(rf"(?<![a-z0-9]){_pattern(t)}(?![a-z0-9])", norm)
+        ]
+
+
+_COMMON_WORDS = frozenset({"model", "chat", "base", "large", "small", "tiny", "mini", "open"})
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"[-_.\s]+", " ", text.lower())
+
+
+def _pattern(term: str) -> str:
+    return re.escape(_normalise(term)).replace(r"\ ", r"[\s]*")
+
+
+# ------------------------------------------------------------------------------------------
+# anomalous voters
+
+
+@dataclass(frozen=True)
+class VoterScore:
+    """How one voter's decisive votes compare with the fitted model.
+
+    Attributes
+    ----------
+    judge
+        The voter's key.
+    n
+        Decisive votes (ties carry no direction and are not scored).
+    agreement
+        Votes for the side the fit favours.
+    expected
+        Expected agreements if the voter voted like the fit predicts.
+    z
+        ``(agreement - expected) / sd``; large negative values mean the voter keeps picking
+        the side the population considers worse.
+    flagged
+        ``z <= z_threshold`` and ``n >= min_votes``.
+    """
+
+    judge: str
+    n: int
+    agreement: float
+    expected: float
+    z: float
+    flagged: bool
+
+
+def score_voters(
+    *,
+    judges: Sequence[str],
+    model_a: Sequence[str],
+    model_b: Sequence[str],
+    winners: Sequence[str],
+    ratings: Mapping[str, float],
+    min_votes: int = 20,
+    z_threshold: float = -4.0,
+) -> list[VoterScore]:
+    """Score every voter's decisive votes against the fitted win probabilities.
+
+    For each decisive vote the fit gives ``q``, the probability that an honest voter picks
+    the side the fit favours (``q = max(p, 1 - p)`` with ``p`` = P(A beats B)).  An honest
+    voter's agreements ``A`` are a sum of independent Bernoulli(q) draws, so
+    ``z = (A - sum q) / sqrt(sum q (1 - q))`` is approximately standard normal.
+    With the default threshold of -4 an honest voter is flagged about 3 times in 100,000;
+    an attacker who always votes for a weaker target is flagged after a few dozen votes.
+
+    Parameters
+    ----------
+    judges, model_a, model_b, winners
+        One entry per vote (``winner`` in the ``clean_battle`` vocabulary).
+    ratings
+        Elo-scale ratings of the current fit (400 points = 10x odds).
+    min_votes
+        Voters with fewer decisive votes are scored but never flagged.
+    z_threshold
+        Flag at or below this z.
+
+    Returns
+    -------
+    list of VoterScore
+        Sorted by ``z`` (most anomalous first).
+    """
+    agree: dict[str, float] = defaultdict(float)
+    exp: dict[str, float] = defaultdict(float)
+    var: dict[str, float] = defaultdict(float)
+    n: dict[str, int] = defaultdict(int)
+    for j, a, b, w in zip(judges, model_a, model_b, winners, strict=True):
+        if w not in ("model_a", "model_b") or a not in ratings or b not in ratings:
+            continue
+        pa = 1.0 / (1.0 + 10.0 ** ((ratings[b] - ratings[a]) / 400.0))
+        favourite_a = pa >= 0.5
+        q = pa if favourite_a else 1.0 - pa
+        agree[j] += 1.0 if (w == "model_a") == favourite_a else 0.0
+        exp[j] += q
+        var[j] += q * (1.0 - q)
+        n[j] += 1
+    out = []
+    for j in n:
+        sd = math.sqrt(var[j]) if var[j] > 0 else float("inf")
+        z = (agree[j] - exp[j]) / sd if np.isfinite(sd) else 0.0
+        out.append(VoterScore(j, n[j], agree[j], exp[j], z, n[j] >= min_votes and z <= z_threshold))
+    out.sort(key=lambda s: s.z)
+    return out
