@@ -6,28 +6,20 @@ from typing import Any
 
 import gradio as gr
 
+from arena import integrity
 from arena.battles import Arena, TurnUpdate
 
 __all__ = ["client_address", "owner_of", "render_side", "user_key_of"]
 
 
 def client_address(request: gr.Request | None, trusted_proxies: frozenset[str]) -> str:
-    """The client's address: the TCP peer, or X-Forwarded-For when the peer is trusted.
-
-    Only a configured reverse proxy may speak for the client; anyone else could forge the
-    header to dodge rate limits or to vote as someone else.
-    """
+    """The client's address (see :func:`arena.integrity.client_address`)."""
     if request is None:
         return "unknown"
     client = getattr(request, "client", None)
-    peer = getattr(client, "host", None) or "unknown"
-    if peer in trusted_proxies:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        # The right-most address not itself a trusted proxy is the one our proxy saw.
-        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-            if hop not in trusted_proxies:
-                return hop
-    return peer
+    return integrity.client_address(
+        getattr(client, "host", None), request.headers.get("x-forwarded-for"), trusted_proxies
+    )
 
 
 def owner_of(request: gr.Request | None) -> str:
