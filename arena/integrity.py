@@ -14,17 +14,20 @@ Exclusion reasons (``vote.exclusion_reason``):
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from arena.roster import Roster
+from ratings import Battles, RatingOptions, compute_leaderboard
+from ratings.data import WINNER_VALUES as WINNER_ORDER
 
 __all__ = [
     "EXCLUSION_REASONS",
@@ -33,7 +36,9 @@ __all__ = [
     "RateLimiter",
     "VoterScore",
     "client_address",
+    "flagged_voter_mask",
     "score_voters",
+    "voter_z_scores",
 ]
 
 EXCLUSION_REASONS = ("identity_leak", "anomalous_voter", "duplicate_prompt", "rate_limited")
@@ -248,6 +253,41 @@ class VoterScore:
     flagged: bool
 
 
+def voter_z_scores(
+    *,
+    judge: npt.NDArray[np.int64],
+    a: npt.NDArray[np.int64],
+    b: npt.NDArray[np.int64],
+    outcome: npt.NDArray[np.integer[Any]],
+    rating: npt.NDArray[np.float64],
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]
+]:
+    """Per voter code: decisive votes, agreements, expected agreements, z (vectorised).
+
+    For each decisive vote the fit gives ``q``, the probability that an honest voter picks
+    the side the fit favours (``q = max(p, 1 - p)`` with ``p`` = P(A beats B) from the
+    Elo-scale ``rating``).  An honest voter's agreements ``A`` are a sum of independent
+    Bernoulli(q) draws, so ``z = (A - sum q) / sqrt(sum q (1 - q))`` is approximately
+    standard normal.  Ties carry no direction and are not scored.
+    """
+    decisive = (outcome == 0) | (outcome == 1)
+    j, ai, bi, oc = judge[decisive], a[decisive], b[decisive], outcome[decisive]
+    pa = 1.0 / (1.0 + 10.0 ** ((rating[bi] - rating[ai]) / 400.0))
+    fav_a = pa >= 0.5
+    q = np.where(fav_a, pa, 1.0 - pa)
+    agree = ((oc == 0) == fav_a).astype(np.float64)
+    k = int(judge.max()) + 1 if judge.size else 0
+    n = np.bincount(j, minlength=k)
+    agreements = np.bincount(j, weights=agree, minlength=k)
+    expected = np.bincount(j, weights=q, minlength=k)
+    var = np.bincount(j, weights=q * (1.0 - q), minlength=k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(var > 0, (agreements - expected) / np.sqrt(var), 0.0)
+    f64 = np.float64
+    return n.astype(np.int64), agreements.astype(f64), expected.astype(f64), z.astype(f64)
+
+
 def score_voters(
     *,
     judges: Sequence[str],
@@ -260,17 +300,15 @@ def score_voters(
 ) -> list[VoterScore]:
     """Score every voter's decisive votes against the fitted win probabilities.
 
-    For each decisive vote the fit gives ``q``, the probability that an honest voter picks
-    the side the fit favours (``q = max(p, 1 - p)`` with ``p`` = P(A beats B)).  An honest
-    voter's agreements ``A`` are a sum of independent Bernoulli(q) draws, so
-    ``z = (A - sum q) / sqrt(sum q (1 - q))`` is approximately standard normal.
-    With the default threshold of -4 an honest voter is flagged about 3 times in 100,000;
-    an attacker who always votes for a weaker target is flagged after a few dozen votes.
+    See :func:`voter_z_scores` for the test.  With the default threshold of -4 an honest
+    voter is flagged about 3 times in 100,000; an attacker who always votes for a weaker
+    target is flagged after a few dozen votes.
 
     Parameters
     ----------
     judges, model_a, model_b, winners
-        One entry per vote (``winner`` in the ``clean_battle`` vocabulary).
+        One entry per vote (``winner`` in the ``clean_battle`` vocabulary).  Votes between
+        models without a rating are skipped.
     ratings
         Elo-scale ratings of the current fit (400 points = 10x odds).
     min_votes
@@ -283,24 +321,73 @@ def score_voters(
     list of VoterScore
         Sorted by ``z`` (most anomalous first).
     """
-    agree: dict[str, float] = defaultdict(float)
-    exp: dict[str, float] = defaultdict(float)
-    var: dict[str, float] = defaultdict(float)
-    n: dict[str, int] = defaultdict(int)
-    for j, a, b, w in zip(judges, model_a, model_b, winners, strict=True):
-        if w not in ("model_a", "model_b") or a not in ratings or b not in ratings:
-            continue
-        pa = 1.0 / (1.0 + 10.0 ** ((ratings[b] - ratings[a]) / 400.0))
-        favourite_a = pa >= 0.5
-        q = pa if favourite_a else 1.0 - pa
-        agree[j] += 1.0 if (w == "model_a") == favourite_a else 0.0
-        exp[j] += q
-        var[j] += q * (1.0 - q)
-        n[j] += 1
-    out = []
-    for j in n:
-        sd = math.sqrt(var[j]) if var[j] > 0 else float("inf")
-        z = (agree[j] - exp[j]) / sd if np.isfinite(sd) else 0.0
-        out.append(VoterScore(j, n[j], agree[j], exp[j], z, n[j] >= min_votes and z <= z_threshold))
+    names = list(ratings)
+    index = {m: i for i, m in enumerate(names)}
+    codes = {w: c for c, w in enumerate(WINNER_ORDER)}
+    keep = [
+        i
+        for i, (x, y) in enumerate(zip(model_a, model_b, strict=True))
+        if x in index and y in index
+    ]
+    judge_names: dict[str, int] = {}
+    judge = np.array([judge_names.setdefault(judges[i], len(judge_names)) for i in keep])
+    n, agree, exp, z = voter_z_scores(
+        judge=judge.astype(np.int64),
+        a=np.array([index[model_a[i]] for i in keep], dtype=np.int64),
+        b=np.array([index[model_b[i]] for i in keep], dtype=np.int64),
+        outcome=np.array([codes[winners[i]] for i in keep], dtype=np.int8),
+        rating=np.array([ratings[m] for m in names], dtype=np.float64),
+    )
+    out = [
+        VoterScore(
+            name,
+            int(n[c]),
+            float(agree[c]),
+            float(exp[c]),
+            float(z[c]),
+            bool(n[c] >= min_votes and z[c] <= z_threshold),
+        )
+        for name, c in judge_names.items()
+        if n[c] > 0
+    ]
     out.sort(key=lambda s: s.z)
     return out
+
+
+def flagged_voter_mask(
+    battles: Battles, *, min_votes: int = 20, z_threshold: float = -4.0
+) -> tuple[npt.NDArray[np.bool_], int]:
+    """Which battles to keep when flagged voters' votes are excluded.
+
+    The fit used for the test is a Bradley-Terry fit on the same battles.
+
+    Parameters
+    ----------
+    battles
+        Battles with a ``judge`` cluster column.
+    min_votes, z_threshold
+        As in :func:`score_voters`.
+
+    Returns
+    -------
+    keep : ndarray of bool
+        One per battle.
+    n_flagged : int
+        Voters flagged.
+
+    Raises
+    ------
+    ValueError
+        When the battles carry no ``judge`` column.
+    """
+    if "judge" not in battles.clusters:
+        raise ValueError("--exclude-flagged needs a judge (voter) column in the battles")
+    lb = compute_leaderboard(battles, RatingOptions(ci="none"))
+    by_name = {r.model: r.rating for r in lb.rows}
+    rating = np.array([by_name.get(m, 1000.0) for m in battles.models])
+    judge = battles.clusters["judge"]
+    n, _, _, z = voter_z_scores(
+        judge=judge, a=battles.a, b=battles.b, outcome=battles.outcome, rating=rating
+    )
+    flagged = (n >= min_votes) & (z <= z_threshold)
+    return ~flagged[judge], int(flagged.sum())

@@ -10,6 +10,7 @@ from arena.cli.common import fail, return_freed_memory
 from arena.cli.rating_args import (
     add_rating_arguments,
     add_source_arguments,
+    drop_flagged_voters,
     load_battles,
     options_from_args,
     progress_factory,
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         options = options_from_args(args)
-        battles = load_battles(args)
+        battles = drop_flagged_voters(load_battles(args), args)
         sizes = _sizes(args.roster)
         lb = compute_leaderboard(battles, options, progress=progress_factory(args, "bootstrap"))
     except (BattleDataError, ValueError) as exc:

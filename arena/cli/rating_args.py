@@ -105,6 +105,12 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--elo-base", type=float, default=EloOptions.base, help="Elo base (10)")
     g.add_argument("--elo-scale", type=float, default=EloOptions.scale, help="Elo scale (400)")
     g.add_argument("--elo-init", type=float, default=EloOptions.init, help="Elo start (1000)")
+    g.add_argument(
+        "--exclude-flagged",
+        action="store_true",
+        help="leave out every vote of voters whose votes disagree with the fit far beyond "
+        "chance (see arena audit; needs a judge column)",
+    )
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -151,9 +157,33 @@ def load_battles(args: argparse.Namespace) -> Battles:
             raise BattleDataError(
                 args.source, "--include-excluded applies to a database source only"
             )
-        wanted = (args.cluster_by,) if getattr(args, "cluster_by", None) else ()
+        wanted = tuple(
+            dict.fromkeys(
+                c
+                for c in (
+                    getattr(args, "cluster_by", None),
+                    "judge" if getattr(args, "exclude_flagged", False) else None,
+                )
+                if c
+            )
+        )
         return read_battles(args.source, include_named=args.include_named, cluster_columns=wanted)
     return _load_from_db(url, args)
+
+
+def drop_flagged_voters(battles: Battles, args: argparse.Namespace) -> Battles:
+    """Apply ``--exclude-flagged``: drop the votes of voters the anomaly test flags."""
+    if not getattr(args, "exclude_flagged", False):
+        return battles
+    from arena.integrity import flagged_voter_mask
+
+    keep, n_flagged = flagged_voter_mask(battles)
+    dropped = int((~keep).sum())
+    print(
+        f"note: --exclude-flagged left out {dropped} votes of {n_flagged} flagged voters",
+        file=sys.stderr,
+    )
+    return battles.select(keep) if dropped else battles
 
 
 def _load_from_db(url: str, args: argparse.Namespace) -> Battles:
