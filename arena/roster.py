@@ -40,6 +40,7 @@ __all__ = [
     "BACKENDS",
     "DEVICES",
     "DTYPES",
+    "ROSTER_KEYS",
     "Roster",
     "RosterEntry",
     "RosterError",
@@ -266,6 +267,8 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "release_date": ((dt.date, str), "a date (YYYY-MM-DD)"),
     "url": ((str,), "a string"),
 }
+#: Every key a ``[[models]]`` table may hold (docs/backends.md documents each one).
+ROSTER_KEYS: tuple[str, ...] = tuple(_FIELD_TYPES)
 _REQUIRED = ("name", "backend", "model")
 _FLOAT_KEYS = {"temperature", "top_p", "weight", "timeout_s", "params_b"}
 
@@ -388,7 +391,8 @@ def _check_range(values: dict[str, Any], fail: Any) -> None:
         ("temperature", values.get("temperature", 0.0) >= 0.0, "must be >= 0"),
         ("top_p", 0.0 < values.get("top_p", 1.0) <= 1.0, "must be in (0, 1]"),
         ("max_new_tokens", values.get("max_new_tokens", 1) >= 1, "must be >= 1"),
-        ("weight", values.get("weight", 1.0) >= 0.0, "must be >= 0"),
+        # The pair sampler draws with these weights and refuses zero ones.
+        ("weight", values.get("weight", 1.0) > 0.0, "must be > 0"),
         ("max_concurrency", values.get("max_concurrency", 1) >= 1, "must be >= 1"),
         ("timeout_s", values.get("timeout_s", 1.0) > 0.0, "must be > 0"),
         ("params_b", values.get("params_b", 1.0) > 0.0, "must be > 0"),

