@@ -6,7 +6,7 @@ Each entity is split the SQLModel way: ``*Base`` (fields shared by every shape),
 after its vote is committed, and that reveal is ``battles.py``'s job, not a serialiser's.
 
 Schema changes go through an Alembic revision in ``arena/migrations/versions``;
-``tests/store/test_store_schema.py`` fails when the tables here and the migrations disagree.
+``tests/store/test_schema.py`` fails when the tables here and the migrations disagree.
 """
 
 from __future__ import annotations

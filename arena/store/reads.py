@@ -26,9 +26,11 @@ _OUTCOME_SQL = (
     "CASE winner " + " ".join(f"WHEN '{w}' THEN {code}" for code, w in enumerate(WINNERS)) + " END"
 )
 # Integer microseconds since the epoch, computed in SQL so Python never parses a date.
-# SQLite stores UTCDateTime as 'YYYY-MM-DD HH:MM:SS.ffffff' (see models.UTCDateTime).
+# SQLite stores UTCDateTime as 'YYYY-MM-DD HH:MM:SS.ffffff' (see models.UTCDateTime).  The
+# whole seconds come from the text without its fraction: strftime would first round the time
+# to milliseconds, turning :58.9996 into :59 before the microseconds are added back.
 _TSTAMP_US_SQL = {
-    "sqlite": "CAST(strftime('%s', voted_at) AS INTEGER) * 1000000 "
+    "sqlite": "CAST(strftime('%s', substr(voted_at, 1, 19)) AS INTEGER) * 1000000 "
     "+ CAST(substr(voted_at, 21) AS INTEGER)",
     "postgresql": "CAST(extract(epoch FROM voted_at) * 1000000 AS BIGINT)",
 }

@@ -54,6 +54,17 @@ def test_counted_anonymous_votes_by_default(voted: Engine) -> None:
     assert "alpha" not in b.source and b.source.startswith(voted.dialect.name)
 
 
+@pytest.mark.parametrize("micro", [0, 1, 499_999, 999_500, 999_999])
+def test_vote_times_are_exact_to_the_microsecond(populated: Engine, micro: int) -> None:
+    when = dt.datetime(2030, 12, 31, 23, 59, 58, micro, tzinfo=UTC)
+    vote_on_new_battle(populated, voted_at=when)
+    b = store.battles_for_ratings(engine=populated)
+    assert b.tstamp is not None
+    assert round(float(b.tstamp[0]) * 1e6) == (when - dt.datetime(1970, 1, 1, tzinfo=UTC)) // (
+        dt.timedelta(microseconds=1)
+    )
+
+
 def test_include_options(voted: Engine) -> None:
     assert len(store.battles_for_ratings(engine=voted, include_named=True)) == 5
     assert len(store.battles_for_ratings(engine=voted, include_excluded=True)) == 5
