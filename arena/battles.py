@@ -48,6 +48,7 @@ from arena.config import Settings
 from arena.integrity import LeakDetector, RateLimited, RateLimiter
 from arena.roster import Roster, load_roster
 from arena.sampling import PairDraw, SamplingPolicy, make_policy
+from ratings import Leaderboard
 
 __all__ = [
     "VOTE_CHOICES",
@@ -300,7 +301,9 @@ class Arena:
                     url=meta["url"],
                 )
         backends = {e.name: build_backend(e, settings=settings) for e in roster}
-        policy = make_policy("weighted", roster.names, {e.name: e.weight for e in roster})
+        policy = make_policy(
+            settings.sampling_policy, roster.names, {e.name: e.weight for e in roster}
+        )
         return cls(
             settings=settings,
             roster=roster,
@@ -768,6 +771,20 @@ class Arena:
             if earlier >= cap:
                 return "duplicate_prompt"
         return None
+
+    def refresh_policy(self, lb: Leaderboard) -> None:
+        """Feed a fresh leaderboard to an ``active`` sampling policy (no-op otherwise)."""
+        names = lb.models
+        counts = {
+            (names[i], names[j]): int(lb.battle_counts[i, j])
+            for i in range(len(names))
+            for j in range(i + 1, len(names))
+        }
+        self.policy.update(
+            counts=counts,
+            ratings={r.model: r.rating for r in lb.rows},
+            ci_width={r.model: r.upper - r.lower for r in lb.rows},
+        )
 
     def live_battles(self) -> int:
         """Number of battles held in memory (for health checks)."""

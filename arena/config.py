@@ -88,6 +88,11 @@ class Settings:
         "",
         "Comma-separated addresses whose X-Forwarded-For header is believed. Empty: trust none.",
     )
+    sampling_policy: str = _setting(
+        "weighted",
+        "How anonymous battles pick their pair: uniform, weighted (roster weights) or active "
+        "(favours uncertain pairs of the least-known models; refreshed with the leaderboard).",
+    )
     prompts_per_minute: int = _setting(
         20,
         "Most prompts one user key (the keyed hash of a client address) may send per minute; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from arena import store
 from arena.roster import Roster
-from ratings import RatingOptions, compute_leaderboard
+from ratings import Leaderboard, RatingOptions, compute_leaderboard
 from ratings.data import BattleDataError
 from ratings.plots import rating_ci_plot, win_rate_heatmap
 
@@ -65,9 +66,20 @@ class Standings:
         Least seconds between two recomputations.
     min_battles
         Models with fewer counted battles are marked preliminary.
+    on_refresh
+        Called with each new leaderboard (the app feeds it to an active sampling policy).
     """
 
-    def __init__(self, *, engine: Engine, roster: Roster, refresh_s: float, min_battles: int):
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        roster: Roster,
+        refresh_s: float,
+        min_battles: int,
+        on_refresh: Callable[[Leaderboard], None] | None = None,
+    ):
+        self._on_refresh = on_refresh
         self._engine = engine
         self._roster = roster
         self._refresh_s = refresh_s
@@ -146,6 +158,8 @@ class Standings:
                 started,
             )
         lb = compute_leaderboard(battles, RatingOptions())
+        if self._on_refresh is not None:
+            self._on_refresh(lb)
         rows: list[list[Any]] = []
         preliminary = []
         for r in lb.rows:

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         arena = Arena.open(settings, say=say)
-    except RosterError as exc:
+    except (RosterError, ValueError) as exc:  # a bad roster, sampling policy, ...
         return fail(str(exc))
     except store.SchemaOutOfDate as exc:
         print(f"arena: {exc}", file=sys.stderr)
@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         roster=arena.roster,
         refresh_s=settings.leaderboard_refresh_s,
         min_battles=settings.min_battles,
+        on_refresh=arena.refresh_policy,
     )
     demo = build_app(arena, standings)
     demo.queue(default_concurrency_limit=settings.concurrency_limit)

@@ -33,3 +33,34 @@ def test_leaderboard_counts_anonymous_votes_only_and_marks_preliminary(arena: Ar
     assert [r[5] for r in snap.rows] == [2, 2]
     assert "Preliminary" in snap.note and "2 counted anonymous votes" in snap.note
     assert snap.ci_figure is not None and snap.heatmap_figure is not None
+
+
+def test_leaderboard_refresh_feeds_an_active_sampling_policy(arena: Arena) -> None:
+    from arena.sampling import make_policy
+
+    arena.policy = make_policy("active", ["alpha-greedy", "beta-concise"])
+    board = Standings(
+        engine=arena.engine,
+        roster=arena.roster,
+        refresh_s=0,
+        min_battles=1,
+        on_refresh=arena.refresh_policy,
+    )
+
+    async def battle() -> str:
+        updates = [u async for u in arena.turn(owner="o", user_key="k", prompt="Hi")]
+        await arena.vote(owner="o", user_key="k", battle_id=updates[-1].battle_id, winner="a")
+        return updates[-1].battle_id
+
+    first = asyncio.run(battle())
+    assert arena.policy.version == "2-init"
+    board.get(wait=True)
+    assert arena.policy.version.startswith("2-") and arena.policy.version != "2-init"
+    second = asyncio.run(battle())
+    stored = (
+        arena.engine.connect()
+        .exec_driver_sql("SELECT id, policy_name, policy_version FROM battle ORDER BY created_at")
+        .all()
+    )
+    assert [(r[0], r[1]) for r in stored] == [(first, "active"), (second, "active")]
+    assert stored[0][2] == "2-init" and stored[1][2] == arena.policy.version
