@@ -129,12 +129,19 @@ def serve_base_url(
             proc.wait(timeout=10)
 
 
-@pytest.fixture()
-def silent_server() -> Iterator[int]:
+@dataclass
+class SilentServer:
     """A TCP server that accepts connections and never answers (for read timeouts)."""
+
+    port: int
+    connections: list[socket.socket] = field(default_factory=list)
+
+
+@pytest.fixture()
+def silent_server() -> Iterator[SilentServer]:
+    """A :class:`SilentServer` on a loopback port; counts the connections it accepted."""
     server = socket.create_server(("127.0.0.1", 0))
-    port = int(server.getsockname()[1])
-    held: list[socket.socket] = []
+    silent = SilentServer(port=int(server.getsockname()[1]))
     stop = threading.Event()
 
     def accept() -> None:
@@ -146,16 +153,16 @@ def silent_server() -> Iterator[int]:
                 continue
             except OSError:
                 return
-            held.append(conn)
+            silent.connections.append(conn)
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        yield port
+        yield silent
     finally:
         stop.set()
         thread.join(timeout=2)
-        for conn in held:
+        for conn in silent.connections:
             conn.close()
         server.close()
 
