@@ -106,6 +106,12 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--elo-scale", type=float, default=EloOptions.scale, help="Elo scale (400)")
     g.add_argument("--elo-init", type=float, default=EloOptions.init, help="Elo start (1000)")
     g.add_argument(
+        "--reweight",
+        action="store_true",
+        help="database only: weight each vote by 1 / the probability its pair was drawn "
+        "(undoes unequal exposure from the sampling policy)",
+    )
+    g.add_argument(
         "--exclude-flagged",
         action="store_true",
         help="leave out every vote of voters whose votes disagree with the fit far beyond "
@@ -157,6 +163,12 @@ def load_battles(args: argparse.Namespace) -> Battles:
             raise BattleDataError(
                 args.source, "--include-excluded applies to a database source only"
             )
+        if getattr(args, "reweight", False):
+            raise BattleDataError(
+                args.source,
+                "--reweight needs the pair probabilities only the database stores "
+                "(a log can carry its own 'weight' column instead)",
+            )
         wanted = tuple(
             dict.fromkeys(
                 c
@@ -200,6 +212,7 @@ def _load_from_db(url: str, args: argparse.Namespace) -> Battles:
             engine=engine,
             include_named=args.include_named,
             include_excluded=args.include_excluded,
+            reweight=getattr(args, "reweight", False),
         )
     finally:
         engine.dispose()

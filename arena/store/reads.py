@@ -42,6 +42,7 @@ def battles_for_ratings(
     include_named: bool = False,
     include_excluded: bool = False,
     with_clusters: bool = True,
+    reweight: bool = False,
 ) -> Battles:
     """Read the votes into columnar battles for the ratings engine.
 
@@ -56,6 +57,10 @@ def battles_for_ratings(
     with_clusters
         Add the ``judge`` (voter key) and ``question_id`` grouping columns, needed by
         clustered bootstrap CIs; ``False`` skips the two string columns (about half the time).
+    reweight
+        Weight each vote by the inverse of the probability with which its pair was drawn
+        (normalised to mean 1), undoing unequal exposure from the sampling policy.  Votes
+        without a stored probability (imported, or named battles) weigh 1.
 
     Returns
     -------
@@ -100,6 +105,20 @@ def battles_for_ratings(
             judge, question = zip(*crow, strict=True)
             del crow
             clusters = {"judge": _codes(judge), "question_id": _codes(question)}
+        weight = None
+        if reweight and n:
+            vwhere = where_sql.replace("anony", "v.anony").replace("exclusion", "v.exclusion")
+            prob = _fetch(
+                conn,
+                "SELECT b.pair_probability FROM vote v JOIN battle b ON b.id = v.battle_id"
+                f"{vwhere} ORDER BY v.id",
+            )
+            p = np.array([r[0] if r[0] is not None else np.nan for r in prob], dtype=float)
+            known = np.isfinite(p) & (p > 0)
+            weight = np.ones(n)
+            if known.any():
+                inv = 1.0 / p[known]
+                weight[known] = inv / inv.mean()
     packed = flat[0::2]
     pair, outcome = np.divmod(packed, 4)
     a, b = np.divmod(pair, k)
@@ -108,6 +127,7 @@ def battles_for_ratings(
         a,
         b,
         outcome,
+        weight=weight,
         clusters=clusters,
         tstamp=flat[1::2] / 1e6,
         source=source,
