@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from matplotlib.figure import Figure
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from arena import store
@@ -158,6 +159,13 @@ class Standings:
                 started,
             )
         lb = compute_leaderboard(battles, RatingOptions())
+        with self._engine.connect() as conn:
+            deprecated = {
+                str(r[0])
+                for r in conn.execute(
+                    text("SELECT name FROM model WHERE deprecated_at IS NOT NULL")
+                )
+            }
         if self._on_refresh is not None:
             self._on_refresh(lb)
         rows: list[list[Any]] = []
@@ -168,6 +176,8 @@ class Standings:
             if r.battles < self._min_battles:
                 name += " *"
                 preliminary.append(r.model)
+            if r.model in deprecated:
+                name += " (deprecated)"
             rank_range = f"{r.rank}" if r.rank == r.rank_upper else f"{r.rank}-{r.rank_upper}"
             open_w = meta.get("open_weights")
             rows.append(
@@ -183,6 +193,7 @@ class Standings:
                     "" if open_w is None else ("yes" if open_w else "no"),
                 ]
             )
+        deprecated_rows = sorted(deprecated & {r.model for r in lb.rows})
         note = (
             f"Bradley-Terry ratings from {lb.n_battles:,} counted anonymous votes (ties count "
             "half a win each side; mean rating 1000), 95% sandwich confidence intervals. "
@@ -192,6 +203,11 @@ class Standings:
             note += (
                 f" * Preliminary: fewer than {self._min_battles} battles "
                 f"({', '.join(preliminary)})."
+            )
+        if deprecated_rows:
+            note += (
+                f" Deprecated models ({', '.join(deprecated_rows)}) are no longer served; "
+                "their battles still count."
             )
         for w in lb.warnings:
             note += f" Warning: {w}"

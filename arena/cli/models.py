@@ -33,7 +33,7 @@ _DEFAULT_PROMPT = "In one sentence, what is the capital of France?"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``models`` command and its ``list`` and ``check`` sub-commands."""
+    """Add the ``models`` command and its ``list``, ``check`` and ``deprecate`` sub-commands."""
     p = sub.add_parser(
         "models",
         help="list the model roster or check that every entry answers",
@@ -80,6 +80,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     chk.add_argument("--json", action="store_true", help="print JSON results instead of a table")
     chk.set_defaults(handler=run_check)
+
+    dep = actions.add_parser(
+        "deprecate",
+        help="mark a model deprecated in the database (an event; nothing is deleted)",
+        description="Append a 'deprecated' event for MODEL and stamp its deprecated_at. Its "
+        "battles stay in exports and ratings; leaderboards mark it and can hide it.",
+    )
+    dep.add_argument("name", metavar="MODEL", help="model name as stored")
+    dep.add_argument("--reason", help="why (kept with the event)")
+    dep.add_argument(
+        "--db", metavar="URL", help="database URL (default: ARENA_DB_URL, else the SQLite file)"
+    )
+    dep.set_defaults(handler=run_deprecate)
+
+
+def run_deprecate(args: argparse.Namespace) -> int:
+    """Handler of ``arena models deprecate``; returns the exit status."""
+    from arena import store
+
+    url = args.db or Settings.from_env().resolved_db_url
+    try:
+        engine = store.open_engine(url)
+    except store.SchemaOutOfDate as exc:
+        print(f"arena: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with store.new_session(engine) as session:
+            store.deprecate_model(session=session, name=args.name, reason=args.reason)
+    except store.StoreError as exc:
+        return _fail(str(exc))
+    finally:
+        engine.dispose()
+    print(f"deprecated {args.name}", file=sys.stderr)
+    return 0
 
 
 def _fail(message: str) -> int:

@@ -20,18 +20,26 @@ def build_leaderboard_tab(standings: Standings) -> tuple[Any, list[Any]]:
     with gr.Row():
         ci_plot = gr.Plot(label="Ratings with 95% confidence intervals")
         heatmap = gr.Plot(label="Observed win rate (row beats column)")
-    refresh = gr.Button("Refresh", elem_id="leaderboard-refresh")
+    with gr.Row():
+        show_deprecated = gr.Checkbox(
+            value=True, label="Show deprecated models", elem_id="leaderboard-deprecated"
+        )
+        refresh = gr.Button("Refresh", elem_id="leaderboard-refresh")
 
-    def load() -> list[Any]:
+    def load(show: bool = True) -> list[Any]:
         # wait=True: a refresh that is due finishes first; one that is not due costs nothing.
         snap = standings.get(wait=True)
+        rows = [r for r in snap.rows if show or not str(r[2]).endswith("(deprecated)")]
         return [
             snap.note,
-            gr.Dataframe(value=snap.rows or None, headers=list(COLUMNS)),
+            gr.Dataframe(value=rows or None, headers=list(COLUMNS)),
             snap.ci_figure,
             snap.heatmap_figure,
         ]
 
     outputs = [note, table, ci_plot, heatmap]
-    refresh.click(load, outputs=outputs, api_name="leaderboard")
+    refresh.click(load, inputs=[show_deprecated], outputs=outputs, api_name="leaderboard")
+    show_deprecated.change(
+        load, inputs=[show_deprecated], outputs=outputs, api_visibility="private"
+    )
     return load, outputs

@@ -64,3 +64,35 @@ def test_leaderboard_refresh_feeds_an_active_sampling_policy(arena: Arena) -> No
     )
     assert [(r[0], r[1]) for r in stored] == [(first, "active"), (second, "active")]
     assert stored[0][2] == "2-init" and stored[1][2] == arena.policy.version
+
+
+def test_deprecation_is_an_event_and_the_leaderboard_marks_it(arena: Arena) -> None:
+    from sqlalchemy import text
+
+    from arena.cli import main
+
+    async def battle() -> None:
+        updates = [u async for u in arena.turn(owner="o", user_key="k", prompt="Hi")]
+        await arena.vote(owner="o", user_key="k", battle_id=updates[-1].battle_id, winner="a")
+
+    asyncio.run(battle())
+    url = arena.settings.resolved_db_url
+    assert main(["models", "deprecate", "alpha-greedy", "--db", url, "--reason", "retired"]) == 0
+    assert main(["models", "deprecate", "no-such-model", "--db", url]) == 2
+    board = Standings(engine=arena.engine, roster=arena.roster, refresh_s=0, min_battles=1)
+    snap = board.get(wait=True)
+    names = {r[2] for r in snap.rows}
+    assert names == {"alpha-greedy (deprecated)", "beta-concise"}
+    assert "Deprecated models (alpha-greedy)" in snap.note and snap.n_battles == 1
+    with arena.engine.connect() as conn:
+        kinds = (
+            conn.execute(
+                text(
+                    "SELECT e.kind FROM model_event e JOIN model m ON m.id = e.model_id "
+                    "WHERE m.name = 'alpha-greedy' ORDER BY e.id"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert kinds[-1] == "deprecated"
