@@ -205,8 +205,15 @@ def _load_from_db(url: str, args: argparse.Namespace) -> Battles:
         from arena import store
     except ImportError as exc:  # pragma: no cover - the store ships with the package
         raise BattleDataError(url or "database", f"the store is unavailable ({exc})") from None
+    from sqlalchemy.exc import SQLAlchemyError
+
     settings = Settings.from_env()
-    engine = store.open_engine(url or settings.resolved_db_url)
+    target = url or settings.resolved_db_url
+    try:
+        engine = store.open_engine(target)
+    except (store.StoreError, SQLAlchemyError) as exc:
+        # An out-of-date schema names its fix (arena db upgrade); a dead server says so.
+        raise BattleDataError(store.redact_url(target), str(exc).splitlines()[0]) from None
     try:
         return store.battles_for_ratings(
             engine=engine,
@@ -214,6 +221,10 @@ def _load_from_db(url: str, args: argparse.Namespace) -> Battles:
             include_excluded=args.include_excluded,
             reweight=getattr(args, "reweight", False),
         )
+    except SQLAlchemyError as exc:
+        raise BattleDataError(
+            store.redact_url(target), f"cannot read votes: {str(exc).splitlines()[0]}"
+        ) from None
     finally:
         engine.dispose()
 

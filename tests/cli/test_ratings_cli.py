@@ -101,3 +101,17 @@ def test_plots_command(log: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == [
         "battle_count_heatmap.png", "ratings_ci.png", "win_rate_heatmap.png"
     ]  # fmt: skip
+
+
+def test_db_source_without_schema_or_server_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from arena.cli import main
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert main(["ratings", "--db", url]) == 2
+    assert f"run `arena db upgrade --db {url}`" in capsys.readouterr().err
+    assert main(["ratings", "--db", "postgresql+psycopg://u@127.0.0.1:1/x"]) == 2
+    err = capsys.readouterr().err
+    assert "arena: error: postgresql+psycopg://u@127.0.0.1:1/x" in err and "refused" in err
+    assert "Traceback" not in err
