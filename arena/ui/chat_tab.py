@@ -43,9 +43,23 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
     picks: list[gr.Dropdown | gr.State] = []
     if named:
         with gr.Row():
-            picks.append(gr.Dropdown(names, value=names[0], label="Model A", interactive=True))
             picks.append(
-                gr.Dropdown(names, value=names[1 % len(names)], label="Model B", interactive=True)
+                gr.Dropdown(
+                    names,
+                    value=names[0],
+                    label="Model A",
+                    interactive=True,
+                    elem_id=f"{prefix}-pick-a",
+                )
+            )
+            picks.append(
+                gr.Dropdown(
+                    names,
+                    value=names[1 % len(names)],
+                    label="Model B",
+                    interactive=True,
+                    elem_id=f"{prefix}-pick-b",
+                )
             )
     else:
         gr.Markdown(
