@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from arena import store
 from arena.backends import (
@@ -403,7 +404,7 @@ class Arena:
                 )
                 return battle.id
 
-        battle_id = await asyncio.to_thread(create)
+        battle_id = await self._db(create)
         live = _Live(battle_id, owner, user_key, mode, draw.model_a, draw.model_b)
         self._live[battle_id] = live
         return live
@@ -505,7 +506,20 @@ class Arena:
             with store.new_session(self.engine) as session:
                 return fn(session=session, **kwargs)
 
-        return await asyncio.to_thread(run)
+        return await self._db(run)
+
+    @staticmethod
+    async def _db(fn: Callable[[], Any]) -> Any:
+        """Run a database call in a worker thread; an outage becomes a retryable refusal."""
+        try:
+            return await asyncio.to_thread(fn)
+        except (OperationalError, InterfaceError, DisconnectionError) as exc:
+            log.warning("database unavailable: %s", str(exc).splitlines()[0])
+            raise BattleRefused(
+                "db_unavailable",
+                "The database is briefly unavailable, so nothing was recorded. "
+                "Please try again in a few seconds.",
+            ) from None
 
     async def _run_turn(
         self, live: _Live, prompt: str, *, replace_last: bool
@@ -747,9 +761,17 @@ class Arena:
                 "not_found", "This battle is no longer active. Start a new round."
             ) from None
         live.status = "voted"
-        reason = await asyncio.to_thread(self._exclusion_for, live)
+        try:
+            reason = await self._db(lambda: self._exclusion_for(live))
+        except BattleRefused:
+            # The vote is committed; its exclusion check can be redone by `arena audit`.
+            log.warning("battle %s: vote kept, exclusion check skipped", live.battle_id)
+            reason = None
         if reason is not None:
-            await self._store(store.mark_exclusion, battle_id=battle_id, reason=reason)
+            try:
+                await self._store(store.mark_exclusion, battle_id=battle_id, reason=reason)
+            except BattleRefused:
+                log.warning("battle %s: vote kept, exclusion %s not stored", battle_id, reason)
         return Reveal(battle_id, live.model_a, live.model_b, value)
 
     def _exclusion_for(self, live: _Live) -> str | None:

@@ -23,6 +23,7 @@ from arena import store
 from arena.roster import Roster
 from ratings import Leaderboard, RatingOptions, compute_leaderboard
 from ratings.data import BattleDataError
+from ratings.export import rank_range_text
 from ratings.plots import rating_ci_plot, win_rate_heatmap
 
 __all__ = ["COLUMNS", "Standings", "StandingsSnapshot"]
@@ -178,7 +179,7 @@ class Standings:
                 preliminary.append(r.model)
             if r.model in deprecated:
                 name += " (deprecated)"
-            rank_range = f"{r.rank}" if r.rank == r.rank_upper else f"{r.rank}-{r.rank_upper}"
+            rank_range = rank_range_text(r)
             open_w = meta.get("open_weights")
             rows.append(
                 [

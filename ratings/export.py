@@ -16,7 +16,7 @@ from typing import Any
 
 from ratings.leaderboard import Leaderboard, LeaderboardRow
 
-__all__ = ["FORMATS", "format_leaderboard", "leaderboard_dict"]
+__all__ = ["FORMATS", "format_leaderboard", "leaderboard_dict", "rank_range_text"]
 
 FORMATS = ("table", "csv", "json", "md", "html")
 
@@ -38,7 +38,7 @@ _CSV_COLUMNS = (
 _DIGITS = 4  # machine-readable formats
 _HUMAN = (
     ("Rank", lambda r: str(r.rank)),
-    ("Rank range", lambda r: _rank_range(r)),
+    ("Rank range", lambda r: rank_range_text(r)),
     ("Model", lambda r: r.model),
     ("Rating", lambda r: f"{r.rating:.1f}"),
     ("95% CI", lambda r: _ci_text(r)),
@@ -57,7 +57,8 @@ def _pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
 
 
-def _rank_range(r: LeaderboardRow) -> str:
+def rank_range_text(r: LeaderboardRow) -> str:
+    """``best-worst`` rank the intervals allow (one number when they agree)."""
     return str(r.rank_upper) if r.rank_upper == r.rank_lower else f"{r.rank_upper}-{r.rank_lower}"
 
 

@@ -31,6 +31,9 @@ def test_leaderboard_counts_anonymous_votes_only_and_marks_preliminary(arena: Ar
     assert len(snap.rows) == 2 and all(len(r) == len(COLUMNS) for r in snap.rows)
     assert {r[2] for r in snap.rows} == {"alpha-greedy *", "beta-concise *"}
     assert [r[5] for r in snap.rows] == [2, 2]
+    for row in snap.rows:  # rank range reads best-worst
+        best, _, worst = str(row[1]).partition("-")
+        assert int(best) <= int(worst or best) and int(best) <= row[0] <= int(worst or best)
     assert "Preliminary" in snap.note and "2 counted anonymous votes" in snap.note
     assert snap.ci_figure is not None and snap.heatmap_figure is not None
 

@@ -1,0 +1,333 @@
+"""Load test: N simulated users battling through the real app, every vote accounted for.
+
+    python benchmarks/load_test.py --users 50 --seconds 60 [--db URL] [--kill-app-at S]
+                                   --json OUT
+
+Starts everything it needs itself (a fast OpenAI-compatible streaming server on loopback,
+``app.py`` with a roster of three entries on that server, a fresh SQLite database unless
+``--db`` names one), drives it with simulated users through Gradio's own client
+(``gradio_client``: one browser session per user) -- prompt, stream both sides, vote, new
+round -- and stops by itself.  A probe user measures time to first token on an idle app and
+again under load.  With ``--kill-app-at S`` the app is killed with SIGKILL S seconds in and
+restarted; votes acknowledged before the kill must survive.
+
+At the end every acknowledged vote (the reveal names the pair, the button the winner) is
+matched against the database: ``lost_votes`` and ``duplicate_votes`` must both be 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from gradio_client import Client
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+REVEAL = re.compile(r"Model A: (.+?)\*\* · \*\*Model B: (.+?)\*\*")
+# A battle or vote slower than this counts as an error (a killed app leaves jobs hanging).
+STEP_TIMEOUT_S = 20.0
+WINNERS = {"a": "model_a", "b": "model_b", "tie": "tie", "bothbad": "tie (bothbad)"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
+
+
+def write_roster(path: Path, base_url: str) -> None:
+    entries = []
+    for name, temp in (("stub-alpha", 0.0), ("stub-bravo", 0.5), ("stub-charlie", 1.0)):
+        entries.append(
+            f'[[models]]\nname = "{name}"\nbackend = "openai"\nmodel = "stub"\n'
+            f'base_url = "{base_url}"\ntemperature = {temp}\nmax_new_tokens = 64\n'
+            "max_concurrency = 256\n"
+        )
+    path.write_text("\n".join(entries), encoding="utf-8")
+
+
+def first_text(chat: Any) -> bool:
+    if not chat:
+        return False
+    content = chat[-1].get("content")
+    if isinstance(content, list):
+        content = "".join(c.get("text", "") for c in content if isinstance(c, dict))
+    return bool(content) and content != "…"
+
+
+@dataclass
+class Stats:
+    battles: int = 0
+    votes_acknowledged: int = 0
+    errors: int = 0
+    ttft: list[float] = field(default_factory=list)
+    vote_ack: list[float] = field(default_factory=list)
+    acked: list[tuple[str, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    error_samples: list[str] = field(default_factory=list)
+
+
+def one_battle(client: Client, prompt: str, choice: str, stats: Stats | None) -> float | None:
+    """Run one battle and vote; return TTFT of the slower side (None on failure)."""
+    t0 = time.monotonic()
+    job = client.submit(prompt, api_name="/battle_send")
+    ttft: dict[str, float] = {}
+    # Poll instead of iterating the job: a dropped connection (app killed) must not hang us.
+    while True:
+        outs = job.outputs()
+        now = time.monotonic() - t0
+        if outs:
+            for i, side in enumerate(("a", "b")):
+                if side not in ttft and first_text(outs[-1][i]):
+                    ttft[side] = now
+        if job.done():
+            break
+        if now > STEP_TIMEOUT_S:
+            job.cancel()
+            raise TimeoutError(f"battle not finished after {STEP_TIMEOUT_S:.0f}s")
+        time.sleep(0.005)
+    outs = job.outputs()
+    final = outs[-1] if outs else None
+    if final is None or "Both answers are in" not in str(final[2]):
+        raise RuntimeError(f"battle did not finish: {str(final)[:200]}")
+    t1 = time.monotonic()
+    reply = client.submit(api_name=f"/battle_vote_{choice}").result(timeout=STEP_TIMEOUT_S)
+    ack = time.monotonic() - t1
+    m = REVEAL.search(str(reply[2]))
+    if m is None:
+        raise RuntimeError(f"vote not acknowledged: {str(reply)[:200]}")
+    if stats is not None:
+        with stats.lock:
+            stats.battles += 1
+            stats.votes_acknowledged += 1
+            stats.ttft.extend(ttft.values())
+            stats.vote_ack.append(ack)
+            stats.acked.append((m.group(1), m.group(2), WINNERS[choice]))
+    return max(ttft.values()) if len(ttft) == 2 else None
+
+
+def user_loop(url: str, uid: int, deadline: float, stats: Stats, stop: threading.Event) -> None:
+    choices = ("a", "b", "tie", "bothbad")
+    k = 0
+    client: Client | None = None
+    while time.monotonic() < deadline and not stop.is_set():
+        try:
+            if client is None:
+                client = Client(url, verbose=False)
+            one_battle(client, f"user {uid} question {k}: tell me something", choices[k % 4], stats)
+        except Exception as exc:  # counted, and the user starts over with a new session
+            with stats.lock:
+                stats.errors += 1
+                if len(stats.error_samples) < 5:
+                    stats.error_samples.append(f"{type(exc).__name__}: {str(exc)[:160]}")
+            client = None
+            time.sleep(0.5)
+        k += 1
+
+
+def probe(url: str, n: int) -> list[float]:
+    """TTFT of a brand-new user (fresh session each time)."""
+    out = []
+    for i in range(n):
+        t = one_battle(Client(url, verbose=False), f"probe {i} {time.time()}", "tie", None)
+        if t is not None:
+            out.append(t)
+    return out
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return round(s[min(len(s) - 1, int(q * len(s)))], 4)
+
+
+def start_app(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as f:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--port", str(port)],
+            env=env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
+        )
+    wait_http(f"http://127.0.0.1:{port}/", proc, 180)
+    return proc
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="arena-load-"))
+    stub_port, app_port = free_port(), free_port()
+    stub = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "stream_server.py"),
+            "--port",
+            str(stub_port),
+            "--tokens",
+            str(args.tokens),
+            "--delay",
+            str(args.delay),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    app: subprocess.Popen[bytes] | None = None
+    try:
+        wait_http(f"http://127.0.0.1:{stub_port}/v1/models", stub, 60)
+        roster = work / "roster.toml"
+        write_roster(roster, f"http://127.0.0.1:{stub_port}/v1")
+        db_url = args.db or f"sqlite:///{work / 'arena.db'}"
+        env = {
+            **os.environ,
+            "ARENA_DATA_DIR": str(work),
+            "ARENA_DB_URL": db_url,
+            "ARENA_ROSTER": str(roster),
+            "ARENA_PROMPTS_PER_MINUTE": "0",
+            "ARENA_VOTES_PER_DAY": "0",
+            "ARENA_DUPLICATE_PROMPT_CAP": "0",
+            "ARENA_CONCURRENCY_LIMIT": str(max(64, 2 * args.users)),
+            "ARENA_LEADERBOARD_REFRESH_S": "5",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+        }
+        log = work / "app.log"
+        app = start_app(env, app_port, log)
+        url = f"http://127.0.0.1:{app_port}/"
+        idle = probe(url, 3)
+        stats = Stats()
+        stop = threading.Event()
+        deadline = time.monotonic() + args.seconds
+        users = [
+            threading.Thread(target=user_loop, args=(url, u, deadline, stats, stop), daemon=True)
+            for u in range(args.users)
+        ]
+        for t in users:
+            t.start()
+        time.sleep(min(5.0, args.seconds / 4))  # let the load build up
+        loaded = probe(url, 3)
+        killed_with = None
+        if args.kill_app_at is not None:
+            time.sleep(max(0.0, args.kill_app_at - min(5.0, args.seconds / 4)))
+            with stats.lock:
+                acked_before_kill = list(stats.acked)
+            os.kill(app.pid, signal.SIGKILL)
+            app.wait()
+            killed_with = len(acked_before_kill)
+            app = start_app(env, app_port, log)
+        join_by = deadline + 2 * STEP_TIMEOUT_S
+        for t in users:
+            t.join(timeout=max(0.0, join_by - time.monotonic()))
+        stop.set()
+        engine = create_engine(db_url)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT ma.name, mb.name, v.winner, v.battle_id FROM vote v "
+                    "JOIN model ma ON ma.id = v.model_a_id JOIN model mb ON mb.id = v.model_b_id"
+                )
+            ).all()
+            half_written = conn.execute(
+                text(
+                    "SELECT count(*) FROM vote v JOIN battle b ON b.id = v.battle_id "
+                    "WHERE b.status <> 'voted'"
+                )
+            ).scalar_one()
+        engine.dispose()
+        in_db = Counter((r[0], r[1], r[2]) for r in rows)
+        acked = Counter(stats.acked)
+        lost = sum((acked - in_db).values())
+        duplicates = len(rows) - len({r[3] for r in rows})
+        result: dict[str, Any] = {
+            "users": args.users,
+            "seconds": args.seconds,
+            "db": "postgresql" if db_url.startswith("postgresql") else "sqlite",
+            "battles": stats.battles,
+            "battles_per_s": round(stats.battles / args.seconds, 2),
+            "votes_acknowledged": stats.votes_acknowledged,
+            "votes_per_s": round(stats.votes_acknowledged / args.seconds, 2),
+            "votes_in_db": len(rows),
+            "lost_votes": lost,
+            "duplicate_votes": duplicates,
+            "votes_on_unvoted_battles": int(half_written),
+            "errors": stats.errors,
+            "error_samples": stats.error_samples,
+            "ttft_p50_s": pct(stats.ttft, 0.50),
+            "ttft_p95_s": pct(stats.ttft, 0.95),
+            "ttft_p99_s": pct(stats.ttft, 0.99),
+            "vote_ack_p50_s": pct(stats.vote_ack, 0.50),
+            "vote_ack_p95_s": pct(stats.vote_ack, 0.95),
+            "new_user_ttft_idle_s": round(statistics.median(idle), 4) if idle else None,
+            "new_user_ttft_loaded_s": round(statistics.median(loaded), 4) if loaded else None,
+            "new_user_ttft_ratio": (
+                round(statistics.median(loaded) / statistics.median(idle), 2)
+                if idle and loaded
+                else None
+            ),
+            "stream": {"tokens": args.tokens, "delay_s": args.delay},
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}",
+        }
+        if killed_with is not None:
+            result["killed_app_after_votes"] = killed_with
+        return result
+    finally:
+        for proc in (app, stub):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+                if proc.poll() is None:
+                    proc.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
+    parser.add_argument("--tokens", type=int, default=24, help="words per streamed reply")
+    parser.add_argument("--delay", type=float, default=0.01, help="seconds between chunks")
+    parser.add_argument("--kill-app-at", type=float, help="SIGKILL the app after S seconds")
+    parser.add_argument("--json", type=Path, help="write the result here")
+    args = parser.parse_args(argv)
+    result = run(args)
+    text_out = json.dumps(result, indent=2)
+    print(text_out)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text_out + "\n", encoding="utf-8")
+    return 0 if result["lost_votes"] == 0 and result["duplicate_votes"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
