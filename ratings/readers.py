@@ -137,9 +137,25 @@ def _open_stream(p: Path, gz: bool) -> Any:
     return pa.input_stream(str(p), compression="gzip" if gz else None)
 
 
+def _first_byte(p: Path, gz: bool) -> bytes:
+    """The first non-whitespace byte of the (decompressed) file, or b"" when there is none."""
+    with _open_stream(p, gz) as stream:
+        while chunk := stream.read(1 << 16):
+            stripped = chunk.lstrip()
+            if stripped:
+                return bytes(stripped[:1])
+    return b""
+
+
 def _read_fast(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None]:
     if fmt == "jsonl":
         import pyarrow.json as pj
+
+        # pyarrow's JSON reader crashes the whole process (SIGSEGV, pyarrow 26) on a file
+        # whose first value is `null`; found by tests/test_fuzz.py.  Only a file that starts
+        # like a JSON object goes to it; anything else gets the slow path's precise error.
+        if _first_byte(p, gz) != b"{":
+            raise _SlowPath
 
         # The streaming reader with small blocks beats read_json() here by ~2x in time and
         # memory (355 MB of JSONL: 1.2 s and ~220 MB peak, measured on 2 cores).
