@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -97,6 +96,28 @@ def per_battle_bootstrap(battles: Battles, rounds: int, seed: int) -> np.ndarray
     return np.asarray(out)
 
 
+def run_measuring_peak(cmd: list[str]) -> float:
+    """Run ``cmd``; return its peak resident memory (MB) from /proc/PID/status VmHWM.
+
+    getrusage(RUSAGE_CHILDREN) would be wrong here: a child forked from this (large) process
+    keeps the parent's high-water mark across exec.  VmHWM belongs to the exec'd image.
+    """
+    proc = subprocess.Popen(cmd)
+    status = Path(f"/proc/{proc.pid}/status")
+    peak_kb = 0
+    while proc.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kb = max(peak_kb, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return peak_kb / 1024
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--battles", type=int, default=1_800_000)
@@ -166,9 +187,8 @@ def main() -> int:
            "--rounds", str(args.rounds), "--format", "json", "--out", str(workdir / "lb.json"),
            "--no-progress"]  # fmt: skip
     t = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    peak_mb = run_measuring_peak(cmd)
     t_cli = time.perf_counter() - t
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     res.update(
         cli_command=" ".join(["arena", *cmd[3:]]),
         cli_s=round(t_cli, 2),

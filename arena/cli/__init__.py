@@ -18,14 +18,14 @@ __all__ = ["build_parser", "main"]
 _COMMANDS = ("serve", "ratings", "plots", "export", "import_", "db", "models", "audit")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the full ``arena`` argument parser."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the ``arena`` argument parser (all commands, or just ``only``)."""
     parser = argparse.ArgumentParser(
         prog="arena",
         description="Self-hosted pairwise-battle arena for language models.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMANDS:
+    for name in _COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"arena.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -38,8 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``arena`` console script; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # Import only the module of the command being run: the store, scipy and gradio each
+    # take a good fraction of a second to import, and `arena ratings` needs none of them.
+    first = next((a for a in args_list if not a.startswith("-")), None)
+    module = {"import": "import_"}.get(first or "", first)
+    parser = build_parser(module if module in _COMMANDS else None)
+    args = parser.parse_args(args_list)
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
