@@ -81,6 +81,8 @@ _FAILURE_TEXT = {
     GenerationCancelled.kind: "Stopped.",
 }
 _GENERIC_FAILURE = "This model failed to answer."
+# Longest time text waits before it is sent on (at most ~1/_FRAME_S updates per second).
+_FRAME_S = 0.05
 # Live battles nobody touched for this long are forgotten (their rows stay in the database).
 _IDLE_FORGET_S = 3600.0
 
@@ -567,11 +569,24 @@ class Arena:
                 )
 
             yield snapshot()
-            while not all(r.finished for r in runs.values()):
+            loop = asyncio.get_running_loop()
+
+            def settled() -> bool:
+                return all(r.finished for r in runs.values()) or any(
+                    r.error is not None for r in runs.values()
+                )
+
+            while not settled():
                 side, item = await queue.get()
                 self._apply(runs[side], item)
-                while not queue.empty():  # coalesce a burst into one update
-                    side, item = queue.get_nowait()
+                # Gather what arrives within one frame into one update: each update is a
+                # message to the browser, and fast models would otherwise send one per token.
+                frame_end = loop.time() + _FRAME_S
+                while not settled() and (remaining := frame_end - loop.time()) > 0:
+                    try:
+                        side, item = await asyncio.wait_for(queue.get(), remaining)
+                    except TimeoutError:
+                        break
                     self._apply(runs[side], item)
                 if any(r.error is not None for r in runs.values()):
                     break

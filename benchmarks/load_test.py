@@ -156,10 +156,14 @@ def user_loop(url: str, uid: int, deadline: float, stats: Stats, stop: threading
 
 
 def probe(url: str, n: int) -> list[float]:
-    """TTFT of a brand-new user (fresh session each time)."""
+    """TTFT of a brand-new user (fresh session each time); failures are left out."""
     out = []
     for i in range(n):
-        t = one_battle(Client(url, verbose=False), f"probe {i} {time.time()}", "tie", None)
+        try:
+            t = one_battle(Client(url, verbose=False), f"probe {i} {time.time()}", "tie", None)
+        except Exception as exc:  # reported by the missing sample, never fatal
+            print(f"probe failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
         if t is not None:
             out.append(t)
     return out
