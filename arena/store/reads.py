@@ -9,7 +9,6 @@ it is one table scan, no join.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -90,21 +89,27 @@ def battles_for_ratings(
         names = [""] * k
         for mid, name in models:
             names[mid] = name
+        cluster_sql = ", judge, question_id" if with_clusters else ""
+        # One query, in vote order.  On SQLite the timestamp comes back as its stored text
+        # and numpy parses it (~50x faster than strftime in SQL); PostgreSQL sends integers.
+        ts_col = "voted_at" if engine.dialect.name == "sqlite" else ts_sql
         rows = _fetch(
             conn,
             f"SELECT (CAST(model_a_id AS BIGINT) * {k} + model_b_id) * 4 + {_OUTCOME_SQL}, "
-            f"{ts_sql} FROM vote{where_sql} ORDER BY id",
+            f"{ts_col}{cluster_sql} FROM vote{where_sql} ORDER BY id",
         )
         n = len(rows)
-        flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=2 * n)
+        columns = list(zip(*rows, strict=True)) if n else [(), (), (), ()]
         del rows
+        packed = np.array(columns[0], dtype=np.int64)
+        if engine.dialect.name == "sqlite":
+            tstamp_us = np.array(columns[1], dtype="datetime64[us]").astype(np.int64)
+        else:
+            tstamp_us = np.array(columns[1], dtype=np.int64)
         clusters: dict[str, Any] | None = None
         if with_clusters and n:
-            # Same transaction, same filter, same order: row i here is row i above.
-            crow = _fetch(conn, f"SELECT judge, question_id FROM vote{where_sql} ORDER BY id")
-            judge, question = zip(*crow, strict=True)
-            del crow
-            clusters = {"judge": _codes(judge), "question_id": _codes(question)}
+            clusters = {"judge": _codes(columns[2]), "question_id": _codes(columns[3])}
+        del columns
         weight = None
         if reweight and n:
             vwhere = where_sql.replace("anony", "v.anony").replace("exclusion", "v.exclusion")
@@ -119,7 +124,6 @@ def battles_for_ratings(
             if known.any():
                 inv = 1.0 / p[known]
                 weight[known] = inv / inv.mean()
-    packed = flat[0::2]
     pair, outcome = np.divmod(packed, 4)
     a, b = np.divmod(pair, k)
     return Battles.from_codes(
@@ -129,7 +133,7 @@ def battles_for_ratings(
         outcome,
         weight=weight,
         clusters=clusters,
-        tstamp=flat[1::2] / 1e6,
+        tstamp=tstamp_us / 1e6,
         source=source,
     )
 
