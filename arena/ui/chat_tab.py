@@ -129,7 +129,10 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             ):
                 yield [*outputs_for(update, prev_a, prev_b), ""]
         except BattleRefused as exc:
-            yield [hist_a or [], hist_b or [], bid, f"⚠️ {exc}", *votes(False), text]
+            # The prompt goes back into its box, minus what cannot be sent as UTF-8 (a lone
+            # surrogate would break Gradio's JSON encoder and with it the whole event stream).
+            keep = text.encode("utf-8", "replace").decode("utf-8") if isinstance(text, str) else ""
+            yield [hist_a or [], hist_b or [], bid, f"⚠️ {exc}", *votes(False), keep]
 
     async def on_regenerate(
         bid: str | None,
