@@ -290,6 +290,7 @@ def queue_call(
     *,
     raw_body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
+    local_address: str | None = None,
     timeout: float = STEP_TIMEOUT_S,
 ) -> tuple[int, str, list[dict[str, Any]]]:
     """One event through Gradio's queue, by hand: POST /gradio_api/queue/join, then read the
@@ -297,7 +298,8 @@ def queue_call(
 
     Returns the join status, the join body, and the decoded SSE messages (empty when the
     join was refused).  ``raw_body`` replaces the JSON body (it must contain
-    ``SESSION_HASH`` where the session hash goes).
+    ``SESSION_HASH`` where the session hash goes).  ``local_address`` picks the source
+    address (any of 127.0.0.0/8 reaches the app on 127.0.0.1 as a different peer).
     """
     session = uuid.uuid4().hex[:12]
     if raw_body is None:
@@ -314,7 +316,10 @@ def queue_call(
         body = raw_body.replace(b"SESSION_HASH", session.encode())
     hdrs = {"content-type": "application/json", **(headers or {})}
     messages: list[dict[str, Any]] = []
-    with httpx.Client(base_url=app.url, timeout=timeout, trust_env=False) as http:
+    transport = httpx.HTTPTransport(local_address=local_address) if local_address else None
+    with httpx.Client(
+        base_url=app.url, timeout=timeout, trust_env=False, transport=transport
+    ) as http:
         joined = http.post("/gradio_api/queue/join", content=body, headers=hdrs)
         if joined.status_code != 200:
             return joined.status_code, joined.text, messages
