@@ -5,9 +5,9 @@
 
 Starts everything it needs itself (a fast OpenAI-compatible streaming server on loopback,
 ``app.py`` with a roster of three entries on that server, a fresh SQLite database unless
-``--db`` names one), drives it with simulated users through Gradio's own client
-(``gradio_client``: one browser session per user) -- prompt, stream both sides, vote, new
-round -- and stops by itself.  A probe user measures time to first token on an idle app and
+``--db`` names one), drives it with simulated users speaking the HTTP/SSE protocol the
+browser uses (one Gradio session per user) -- prompt, stream both sides, vote, new round --
+and stops by itself.  A probe user measures time to first token on an idle app and
 again under load.  With ``--kill-app-at S`` the app is killed with SIGKILL S seconds in and
 restarted; votes acknowledged before the kill must survive.
 
@@ -18,6 +18,7 @@ matched against the database: ``lost_votes`` and ``duplicate_votes`` must both b
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -29,19 +30,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from gradio_client import Client
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
-REVEAL = re.compile(r"Model A: (.+?)\*\* · \*\*Model B: (.+?)\*\*")
+REVEAL = re.compile(r"\*\*Model A: ([^*\"]+)\*\* · \*\*Model B: ([^*\"]+)\*\*")
 # A battle or vote slower than this counts as an error (a killed app leaves jobs hanging).
 STEP_TIMEOUT_S = 20.0
 WINNERS = {"a": "model_a", "b": "model_b", "tie": "tie", "bothbad": "tie (bothbad)"}
@@ -76,13 +76,70 @@ def write_roster(path: Path, base_url: str) -> None:
     path.write_text("\n".join(entries), encoding="utf-8")
 
 
-def first_text(chat: Any) -> bool:
-    if not chat:
+class GradioSession:
+    """One browser session speaking Gradio's queue protocol (sse_v3) over HTTP, as the page
+    does: ``POST /gradio_api/queue/join`` per event, then the session's SSE stream from
+    ``GET /gradio_api/queue/data``.  Much lighter than a gradio_client per user, so 50 users
+    fit beside the app on two cores."""
+
+    def __init__(self, http: httpx.AsyncClient, fn_index: dict[str, int]) -> None:
+        self.http = http
+        self.fn = fn_index
+        self.session = uuid.uuid4().hex[:11]
+
+    async def call(
+        self, api_name: str, data: list[Any], on_message: Any = None
+    ) -> list[dict[str, Any]]:
+        """Run one event; return its messages (``on_message(msg, t)`` sees each as it comes)."""
+        fn = self.fn[api_name]
+        join = await self.http.post(
+            "/gradio_api/queue/join",
+            json={
+                "data": data,
+                "event_data": None,
+                "fn_index": fn,
+                "trigger_id": None,
+                "session_hash": self.session,
+            },
+        )
+        join.raise_for_status()
+        event_id = join.json()["event_id"]
+        messages: list[dict[str, Any]] = []
+        async with self.http.stream(
+            "GET", "/gradio_api/queue/data", params={"session_hash": self.session}
+        ) as stream:
+            stream.raise_for_status()
+            async for line in stream.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                msg = json.loads(line[5:])
+                if msg.get("event_id") not in (None, event_id):
+                    continue
+                messages.append(msg)
+                if on_message is not None:
+                    on_message(msg, time.monotonic())
+                if msg.get("msg") == "process_completed":
+                    if not msg.get("success", False):
+                        raise RuntimeError(f"{api_name} failed: {str(msg)[:200]}")
+                    return messages
+                if msg.get("msg") == "close_stream":
+                    break
+        raise RuntimeError(f"{api_name}: stream ended before the event completed")
+
+
+def _has_text(op_list: Any) -> bool:
+    """Whether an output's diff ops put real text (not the "…" placeholder) in the panel."""
+    if not isinstance(op_list, list):
         return False
-    content = chat[-1].get("content")
-    if isinstance(content, list):
-        content = "".join(c.get("text", "") for c in content if isinstance(c, dict))
-    return bool(content) and content != "…"
+    for op in op_list:
+        if (
+            isinstance(op, list)
+            and len(op) == 3
+            and isinstance(op[2], str)
+            and op[2] not in ("", "…")
+        ):
+            return True
+    return False
 
 
 @dataclass
@@ -93,74 +150,75 @@ class Stats:
     ttft: list[float] = field(default_factory=list)
     vote_ack: list[float] = field(default_factory=list)
     acked: list[tuple[str, str, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
     error_samples: list[str] = field(default_factory=list)
 
 
-def one_battle(client: Client, prompt: str, choice: str, stats: Stats | None) -> float | None:
-    """Run one battle and vote; return TTFT of the slower side (None on failure)."""
+async def one_battle(
+    session: GradioSession, prompt: str, choice: str, stats: Stats | None
+) -> float | None:
+    """Run one battle and vote; return the TTFT of the slower side (None if unmeasured)."""
     t0 = time.monotonic()
-    job = client.submit(prompt, api_name="/battle_send")
-    ttft: dict[str, float] = {}
-    # Poll instead of iterating the job: a dropped connection (app killed) must not hang us.
-    while True:
-        outs = job.outputs()
-        now = time.monotonic() - t0
-        if outs:
-            for i, side in enumerate(("a", "b")):
-                if side not in ttft and first_text(outs[-1][i]):
-                    ttft[side] = now
-        if job.done():
-            break
-        if now > STEP_TIMEOUT_S:
-            job.cancel()
-            raise TimeoutError(f"battle not finished after {STEP_TIMEOUT_S:.0f}s")
-        time.sleep(0.005)
-    outs = job.outputs()
-    final = outs[-1] if outs else None
-    if final is None or "Both answers are in" not in str(final[2]):
-        raise RuntimeError(f"battle did not finish: {str(final)[:200]}")
+    ttft: dict[int, float] = {}
+    seen = {"generating": 0}
+
+    def watch(msg: dict[str, Any], t: float) -> None:
+        if msg.get("msg") != "process_generating":
+            return
+        seen["generating"] += 1
+        data = (msg.get("output") or {}).get("data") or []
+        if seen["generating"] == 1:
+            return  # the first update only sets up the prompt and the placeholders
+        for i in (0, 1):
+            if i not in ttft and i < len(data) and _has_text(data[i]):
+                ttft[i] = t - t0
+
+    messages = await asyncio.wait_for(
+        session.call("battle_send", [prompt, None, [], [], None, None], watch), STEP_TIMEOUT_S
+    )
+    text_all = json.dumps(messages, ensure_ascii=False)
+    if "Both answers are in" not in text_all:
+        raise RuntimeError(f"battle did not finish: {text_all[-200:]}")
     t1 = time.monotonic()
-    reply = client.submit(api_name=f"/battle_vote_{choice}").result(timeout=STEP_TIMEOUT_S)
+    reply = await asyncio.wait_for(session.call(f"battle_vote_{choice}", [None]), STEP_TIMEOUT_S)
     ack = time.monotonic() - t1
-    m = REVEAL.search(str(reply[2]))
+    m = REVEAL.search(json.dumps(reply, ensure_ascii=False))
     if m is None:
-        raise RuntimeError(f"vote not acknowledged: {str(reply)[:200]}")
+        raise RuntimeError(f"vote not acknowledged: {str(reply)[-200:]}")
     if stats is not None:
-        with stats.lock:
-            stats.battles += 1
-            stats.votes_acknowledged += 1
-            stats.ttft.extend(ttft.values())
-            stats.vote_ack.append(ack)
-            stats.acked.append((m.group(1), m.group(2), WINNERS[choice]))
+        stats.battles += 1
+        stats.votes_acknowledged += 1
+        stats.ttft.extend(ttft.values())
+        stats.vote_ack.append(ack)
+        stats.acked.append((m.group(1), m.group(2), WINNERS[choice]))
     return max(ttft.values()) if len(ttft) == 2 else None
 
 
-def user_loop(url: str, uid: int, deadline: float, stats: Stats, stop: threading.Event) -> None:
+async def user_loop(
+    http: httpx.AsyncClient, fn: dict[str, int], uid: int, deadline: float, stats: Stats
+) -> None:
     choices = ("a", "b", "tie", "bothbad")
     k = 0
-    client: Client | None = None
-    while time.monotonic() < deadline and not stop.is_set():
+    session = GradioSession(http, fn)
+    while time.monotonic() < deadline:
         try:
-            if client is None:
-                client = Client(url, verbose=False)
-            one_battle(client, f"user {uid} question {k}: tell me something", choices[k % 4], stats)
-        except Exception as exc:  # counted, and the user starts over with a new session
-            with stats.lock:
-                stats.errors += 1
-                if len(stats.error_samples) < 5:
-                    stats.error_samples.append(f"{type(exc).__name__}: {str(exc)[:160]}")
-            client = None
-            time.sleep(0.5)
+            await one_battle(
+                session, f"user {uid} question {k}: tell me something", choices[k % 4], stats
+            )
+        except Exception as exc:  # counted; the user starts over in a new browser session
+            stats.errors += 1
+            if len(stats.error_samples) < 5:
+                stats.error_samples.append(f"{type(exc).__name__}: {str(exc)[:160]}")
+            session = GradioSession(http, fn)
+            await asyncio.sleep(0.5)
         k += 1
 
 
-def probe(url: str, n: int) -> list[float]:
+async def probe(http: httpx.AsyncClient, fn: dict[str, int], n: int) -> list[float]:
     """TTFT of a brand-new user (fresh session each time); failures are left out."""
     out = []
     for i in range(n):
         try:
-            t = one_battle(Client(url, verbose=False), f"probe {i} {time.time()}", "tie", None)
+            t = await one_battle(GradioSession(http, fn), f"probe {i} {time.time()}", "tie", None)
         except Exception as exc:  # reported by the missing sample, never fatal
             print(f"probe failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
@@ -226,32 +284,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         log = work / "app.log"
         app = start_app(env, app_port, log)
-        url = f"http://127.0.0.1:{app_port}/"
-        idle = probe(url, 3)
+        url = f"http://127.0.0.1:{app_port}"
         stats = Stats()
-        stop = threading.Event()
-        deadline = time.monotonic() + args.seconds
-        users = [
-            threading.Thread(target=user_loop, args=(url, u, deadline, stats, stop), daemon=True)
-            for u in range(args.users)
-        ]
-        for t in users:
-            t.start()
-        time.sleep(min(5.0, args.seconds / 4))  # let the load build up
-        loaded = probe(url, 3)
-        killed_with = None
-        if args.kill_app_at is not None:
-            time.sleep(max(0.0, args.kill_app_at - min(5.0, args.seconds / 4)))
-            with stats.lock:
-                acked_before_kill = list(stats.acked)
-            os.kill(app.pid, signal.SIGKILL)
-            app.wait()
-            killed_with = len(acked_before_kill)
-            app = start_app(env, app_port, log)
-        join_by = deadline + 2 * STEP_TIMEOUT_S
-        for t in users:
-            t.join(timeout=max(0.0, join_by - time.monotonic()))
-        stop.set()
+
+        async def drive() -> tuple[list[float], list[float], int | None]:
+            nonlocal app
+            limits = httpx.Limits(max_connections=4 * args.users + 20)
+            timeout = httpx.Timeout(STEP_TIMEOUT_S)
+            async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as http:
+                config = (await http.get("/config")).json()
+                fn = {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}
+                idle = await probe(http, fn, 3)
+                deadline = time.monotonic() + args.seconds
+                users = [
+                    asyncio.create_task(user_loop(http, fn, u, deadline, stats))
+                    for u in range(args.users)
+                ]
+                await asyncio.sleep(min(5.0, args.seconds / 4))  # let the load build up
+                loaded = await probe(http, fn, 3)
+                killed_with = None
+                if args.kill_app_at is not None:
+                    await asyncio.sleep(max(0.0, args.kill_app_at - min(5.0, args.seconds / 4)))
+                    killed_with = len(stats.acked)
+                    assert app is not None
+                    os.kill(app.pid, signal.SIGKILL)
+                    app.wait()
+                    app = await asyncio.to_thread(start_app, env, app_port, log)
+                await asyncio.gather(*users)
+                return idle, loaded, killed_with
+
+        idle, loaded, killed_with = asyncio.run(drive())
         engine = create_engine(db_url)
         with engine.connect() as conn:
             rows = conn.execute(
