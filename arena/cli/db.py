@@ -17,6 +17,7 @@ import sys
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from arena.cli.common import fail
 from arena.config import Settings
 from arena.store import (
     SchemaOutOfDate,
@@ -33,12 +34,6 @@ __all__ = ["CliError", "add_db_argument", "database_url", "fail", "open_database
 
 class CliError(Exception):
     """A problem the command reports as ``arena: error: ...`` with exit status 2."""
-
-
-def fail(message: str) -> int:
-    """Print an error the way the CLI reports bad input, and return exit status 2."""
-    print(f"arena: error: {message}", file=sys.stderr)
-    return 2
 
 
 def add_db_argument(p: argparse.ArgumentParser) -> None:

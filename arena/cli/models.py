@@ -24,6 +24,7 @@ from arena.backends import (
     TextDelta,
     build_backend,
 )
+from arena.cli.common import fail
 from arena.config import Settings
 from arena.roster import Roster, RosterEntry, RosterError, load_roster
 
@@ -109,16 +110,11 @@ def run_deprecate(args: argparse.Namespace) -> int:
         with store.new_session(engine) as session:
             store.deprecate_model(session=session, name=args.name, reason=args.reason)
     except store.StoreError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     finally:
         engine.dispose()
     print(f"deprecated {args.name}", file=sys.stderr)
     return 0
-
-
-def _fail(message: str) -> int:
-    print(f"arena: error: {message}", file=sys.stderr)
-    return 2
 
 
 def _load(args: argparse.Namespace, settings: Settings) -> Roster:
@@ -130,7 +126,7 @@ def run_list(args: argparse.Namespace) -> int:
     try:
         roster = _load(args, Settings.from_env())
     except (RosterError, ValueError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     if args.json:
         rows = [_entry_json(e) for e in roster]
         print(json.dumps({"roster": str(roster.path), "models": rows}, indent=2))
@@ -285,15 +281,15 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         roster = _load(args, settings)
     except (RosterError, ValueError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     entries = list(roster)
     if args.only:
         unknown = [n for n in args.only if n not in roster]
         if unknown:
-            return _fail(f"{roster.path}: no entry named {', '.join(map(repr, unknown))}")
+            return fail(f"{roster.path}: no entry named {', '.join(map(repr, unknown))}")
         entries = [e for e in entries if e.name in args.only]
     if args.max_new_tokens < 1:
-        return _fail("--max-new-tokens must be >= 1")
+        return fail("--max-new-tokens must be >= 1")
     if not logging.getLogger().handlers:
         # One-off conversions and loads take a while; say what is happening.
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
