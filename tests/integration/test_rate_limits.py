@@ -61,8 +61,10 @@ def direct_app(tmp_path_factory: pytest.TempPathFactory, stub: StubServer) -> It
 
 @pytest.fixture(scope="module")
 def proxied_app(tmp_path_factory: pytest.TempPathFactory, stub: StubServer) -> Iterator[App]:
-    """Runs behind a reverse proxy on 127.0.0.1, whose X-Forwarded-For is believed."""
-    yield from _app(tmp_path_factory.mktemp("proxied"), stub, "127.0.0.1")
+    """Runs behind reverse proxies on 127.0.0.1 and 127.0.0.3, whose X-Forwarded-For is
+    believed.  (uvicorn itself believes 127.0.0.1 anyway; 127.0.0.3 goes through the arena's
+    own rule only.)"""
+    yield from _app(tmp_path_factory.mktemp("proxied"), stub, "127.0.0.1,127.0.0.3")
 
 
 def user_keys(app: App) -> list[str]:
@@ -195,3 +197,28 @@ def test_trusted_proxy_forwarded_addresses_get_separate_quotas(proxied_app: App)
     assert READY_TEXT in str(battle(dave, "dave one")[STATUS])
     assert vote(dave, "bothbad").startswith(RECORDED_TEXT)
     assert sorted(r[0] for r in app.rows("SELECT winner FROM vote")) == ["tie", "tie (bothbad)"]
+
+
+def test_the_arenas_own_trusted_proxy_rule(proxied_app: App) -> None:
+    """127.0.0.3 is trusted by ARENA_TRUSTED_PROXIES only (not by uvicorn's default)."""
+    app = proxied_app
+    battles = app.counts()[0]
+
+    def prompt(peer: str, forwarded: str | None) -> str:
+        headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+        return raw_prompt(app, f"via {peer} for {forwarded}", peer=peer, headers=headers)
+
+    erin, frank = "198.51.100.50", "198.51.100.60"
+    assert READY_TEXT in prompt("127.0.0.3", erin)
+    assert READY_TEXT in prompt("127.0.0.3", f"{erin}, 127.0.0.3")
+    assert prompt("127.0.0.3", erin).startswith(TOO_MANY_PROMPTS)
+    assert READY_TEXT in prompt("127.0.0.3", frank)  # a separate quota
+    # An untrusted peer claiming to be Frank is itself, not Frank.
+    assert READY_TEXT in prompt("127.0.0.4", frank)
+    assert READY_TEXT in prompt("127.0.0.4", erin)
+    assert prompt("127.0.0.4", "203.0.113.99").startswith(TOO_MANY_PROMPTS)
+    keys = user_keys(app)[battles:]
+    assert len(keys) == 5
+    erin_key, _, frank_key, peer4_key, _ = keys
+    assert keys[1] == erin_key and keys[4] == peer4_key
+    assert len({erin_key, frank_key, peer4_key}) == 3
