@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from arena.cli.common import fail
@@ -80,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
         min_battles=settings.min_battles,
         on_refresh=arena.refresh_policy,
     )
+    # uvicorn (under Gradio) would otherwise believe X-Forwarded-For from loopback and
+    # rewrite the client address before the arena sees it; the arena applies its own rule
+    # (ARENA_TRUSTED_PROXIES, arena.integrity.client_address) to the real peer instead.
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     demo = build_app(arena, standings)
     demo.queue(default_concurrency_limit=settings.concurrency_limit)
     url = f"http://{settings.host}:{settings.port}"

@@ -132,13 +132,6 @@ def test_forwarded_for_from_an_untrusted_peer_does_not_escape_the_limit(
     assert keys[-1] == keys[-2]  # the forged header did not change the identity
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn (started by Gradio) trusts X-Forwarded-For from 127.0.0.1 and ::1 by "
-    "default (FORWARDED_ALLOW_IPS) and rewrites the client address before the arena sees "
-    "it, so with ARENA_TRUSTED_PROXIES empty a loopback client can still pick its identity; "
-    "fix in arena/cli/serve.py (pass forwarded_allow_ips from ARENA_TRUSTED_PROXIES)",
-)
 def test_forwarded_for_from_loopback_is_not_believed_unless_trusted(direct_app: App) -> None:
     app = direct_app
     status = ""
