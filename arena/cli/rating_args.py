@@ -220,6 +220,10 @@ def _load_from_db(url: str, args: argparse.Namespace) -> Battles:
             include_named=args.include_named,
             include_excluded=args.include_excluded,
             reweight=getattr(args, "reweight", False),
+            # The two string columns cost about half the read: fetch them only when used.
+            with_clusters=bool(
+                getattr(args, "cluster_by", None) or getattr(args, "exclude_flagged", False)
+            ),
         )
     except SQLAlchemyError as exc:
         raise BattleDataError(
