@@ -146,13 +146,17 @@ def main() -> int:
         "file_mb": round(size_mb, 1),
     }
 
-    battles, t_read = timed(read_battles, log)
+    # As `arena ratings` reads it: the judge/question_id columns only when a clustered CI
+    # asks for them (timed separately below).
+    battles, t_read = timed(read_battles, log, cluster_columns=())
     counts, t_agg = timed(battles.aggregate)
+    _, t_read_clusters = timed(read_battles, log)
     _, t_naive = timed(naive_read, log)
     res.update(
         read_s=round(t_read, 3),
         aggregate_s=round(t_agg, 3),
         read_aggregate_s=round(t_read + t_agg, 3),
+        read_with_cluster_columns_s=round(t_read_clusters, 3),
         naive_read_s=round(t_naive, 3),
         read_speedup=round(t_naive / t_read, 1),
         cells=int(counts.n.size),
