@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from ratings.bt import DEFAULT_L2, DEFAULT_TOL, BTFit, fit_bt_batch
 from ratings.data import Counts
@@ -135,7 +136,13 @@ def bootstrap_thetas(
         return size
 
     try:
-        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        # The workers already use every core; OpenBLAS threads inside each worker's batched
+        # solves would fight them (measured: 3.5 ms per round instead of 2.1 on two cores).
+        # The limit is process-wide while the bootstrap runs and is restored afterwards.
+        with (
+            threadpool_limits(limits=1, user_api="blas"),
+            ThreadPoolExecutor(max_workers=_WORKERS) as pool,
+        ):
             for size in pool.map(run_chunk, range(len(starts))):
                 if bar is not None:
                     bar.update(size)  # type: ignore[attr-defined]
