@@ -82,7 +82,10 @@ class Settings:
         50, "Models with fewer counted battles are marked preliminary on the leaderboard."
     )
     concurrency_limit: int = _setting(
-        32, "Most Gradio events processed at once (several users battle concurrently)."
+        256,
+        "Most events of one kind (send, vote, ...) Gradio processes at once; more wait in its "
+        "queue. The handlers are async and each model's own max_concurrency decides who waits "
+        "for a model, so this only caps what a flood of requests can hold.",
     )
     trusted_proxies: str = _setting(
         "",

@@ -87,6 +87,21 @@ class GradioSession:
         self.fn = fn_index
         self.session = uuid.uuid4().hex[:11]
 
+    async def predict(self, api_name: str, data: list[Any]) -> list[Any]:
+        """Run an event that skips the queue (``queue=False``), as the page does."""
+        resp = await self.http.post(
+            "/gradio_api/run/predict",
+            json={
+                "data": data,
+                "event_data": None,
+                "fn_index": self.fn[api_name],
+                "trigger_id": None,
+                "session_hash": self.session,
+            },
+        )
+        resp.raise_for_status()
+        return list(resp.json()["data"])
+
     async def call(
         self, api_name: str, data: list[Any], on_message: Any = None
     ) -> list[dict[str, Any]]:
@@ -172,12 +187,17 @@ async def one_battle(
             if i not in ttft and i < len(data) and _has_text(data[i]):
                 ttft[i] = t - t0
 
+    # The page's three events for one prompt: vote buttons off, the stream, vote buttons on.
+    await asyncio.wait_for(session.predict("battle_send:before", []), STEP_TIMEOUT_S)
     messages = await asyncio.wait_for(
         session.call("battle_send", [prompt, None, [], [], None, None], watch), STEP_TIMEOUT_S
     )
     text_all = json.dumps(messages, ensure_ascii=False)
     if "Both answers are in" not in text_all:
         raise RuntimeError(f"battle did not finish: {text_all[-200:]}")
+    buttons = await asyncio.wait_for(session.predict("battle_send:after", [None]), STEP_TIMEOUT_S)
+    if not all(isinstance(b, dict) and b.get("interactive") for b in buttons):
+        raise RuntimeError(f"vote buttons not switched on after the answers: {buttons}")
     t1 = time.monotonic()
     reply = await asyncio.wait_for(session.call(f"battle_vote_{choice}", [None]), STEP_TIMEOUT_S)
     ack = time.monotonic() - t1
@@ -211,6 +231,17 @@ async def user_loop(
             session = GradioSession(http, fn)
             await asyncio.sleep(0.5)
         k += 1
+
+
+def event_ids(config: dict[str, Any]) -> dict[str, int]:
+    """Event ids by API name, plus the unnamed events chained before and after the send."""
+    deps = config["dependencies"]
+    fn = {d["api_name"]: d["id"] for d in deps if d.get("api_name")}
+    by_id = {d["id"]: d for d in deps}
+    send = fn["battle_send"]
+    fn["battle_send:before"] = by_id[send]["trigger_after"]
+    fn["battle_send:after"] = next(d["id"] for d in deps if d.get("trigger_after") == send)
+    return fn
 
 
 async def probe(http: httpx.AsyncClient, fn: dict[str, int], n: int) -> list[float]:
@@ -278,7 +309,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ARENA_PROMPTS_PER_MINUTE": "0",
             "ARENA_VOTES_PER_DAY": "0",
             "ARENA_DUPLICATE_PROMPT_CAP": "0",
-            "ARENA_CONCURRENCY_LIMIT": str(max(64, 2 * args.users)),
+            # The default (256) already admits every user's events; only a bigger run needs more.
+            "ARENA_CONCURRENCY_LIMIT": str(max(256, 2 * args.users)),
             "ARENA_LEADERBOARD_REFRESH_S": "5",
             "GRADIO_ANALYTICS_ENABLED": "False",
         }
@@ -293,7 +325,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             timeout = httpx.Timeout(STEP_TIMEOUT_S)
             async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as http:
                 config = (await http.get("/config")).json()
-                fn = {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}
+                fn = event_ids(config)
                 idle = await probe(http, fn, 3)
                 deadline = time.monotonic() + args.seconds
                 users = [

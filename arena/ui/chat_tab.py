@@ -35,6 +35,11 @@ def _status_line(update: TurnUpdate) -> str:
     return "Generating…"
 
 
+def _heading(side: str, name: str | None = None) -> str:
+    label = f"Model {side.upper()}"
+    return f"**{label}: {name}**" if name else f"**{label}**"
+
+
 def build_chat_tab(arena: Arena, mode: str) -> None:
     """Build one chat tab's components and events inside the current ``gr.Tab``."""
     named = mode == "named"
@@ -67,9 +72,20 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             "answer; their names are revealed after your vote."
         )
     battle_id = gr.State(None)
+    # Each side's name is a Markdown heading, not the Chatbot's label: updating a property of
+    # a Chatbot makes Gradio rebuild it and its JSON schema (~5 ms of the event loop each),
+    # while a Markdown value is just a value.
     with gr.Row():
-        chat_a = gr.Chatbot(label="Model A", height=420, elem_id=f"{prefix}-chat-a")
-        chat_b = gr.Chatbot(label="Model B", height=420, elem_id=f"{prefix}-chat-b")
+        with gr.Column():
+            name_a = gr.Markdown(_heading("a"), elem_id=f"{prefix}-name-a")
+            chat_a = gr.Chatbot(
+                label="Model A", show_label=False, height=420, elem_id=f"{prefix}-chat-a"
+            )
+        with gr.Column():
+            name_b = gr.Markdown(_heading("b"), elem_id=f"{prefix}-name-b")
+            chat_b = gr.Chatbot(
+                label="Model B", show_label=False, height=420, elem_id=f"{prefix}-chat-b"
+            )
     status = gr.Markdown("", elem_id=f"{prefix}-status")
     with gr.Row():
         vote_buttons = [
@@ -91,9 +107,14 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
         stop = gr.Button("⏹ Stop", elem_id=f"{prefix}-stop")
 
     def votes(active: bool) -> list[Any]:
-        # Plain update dicts, not gr.Button(...): constructing a component per stream update
-        # costs Gradio a JSON-schema pass each time (measured: ~7% of the app's CPU).
         return [gr.update(interactive=active) for _ in vote_buttons]
+
+    # The streaming events do not update the vote buttons: Gradio builds a new component
+    # (and its JSON schema) for every property update of every frame -- even gr.skip() --
+    # which cost ~15% of the app's CPU under load.  A stream keeps "votable" in a
+    # server-side State; the buttons are switched off before it starts and set from that
+    # State once it ends (see `streamed` below).
+    votable = gr.State(False)
 
     def outputs_for(
         update: TurnUpdate, prev_a: list[dict[str, Any]], prev_b: list[dict[str, Any]]
@@ -104,10 +125,11 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             render_side(prev_b, update, "b"),
             None if ended else update.battle_id,
             _status_line(update),
-            *votes(update.votable),
+            update.votable,
         ]
 
-    stream_outputs = [chat_a, chat_b, battle_id, status, *vote_buttons]
+    stream_outputs = [chat_a, chat_b, battle_id, status, votable]
+    once_outputs = [name_a, name_b, battle_id, status, *vote_buttons]
 
     async def on_send(
         text: str,
@@ -134,7 +156,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             # The prompt goes back into its box, minus what cannot be sent as UTF-8 (a lone
             # surrogate would break Gradio's JSON encoder and with it the whole event stream).
             keep = text.encode("utf-8", "replace").decode("utf-8") if isinstance(text, str) else ""
-            yield [hist_a or [], hist_b or [], bid, f"⚠️ {exc}", *votes(False), keep]
+            yield [hist_a or [], hist_b or [], bid, f"⚠️ {exc}", False, keep]
 
     async def on_regenerate(
         bid: str | None,
@@ -151,7 +173,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             ):
                 yield outputs_for(update, prev_a, prev_b)
         except BattleRefused as exc:
-            yield [hist_a or [], hist_b or [], bid, f"⚠️ {exc}", *votes(False)]
+            yield [hist_a or [], hist_b or [], bid, f"⚠️ {exc}", False]
 
     def make_vote(choice: str) -> Any:
         async def on_vote(bid: str | None, request: gr.Request) -> list[Any]:
@@ -167,8 +189,8 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             except BattleRefused as exc:
                 return [gr.skip(), gr.skip(), bid, f"⚠️ {exc}", *votes(False)]
             return [
-                gr.update(label=f"Model A: {reveal.model_a}"),
-                gr.update(label=f"Model B: {reveal.model_b}"),
+                _heading("a", reveal.model_a),
+                _heading("b", reveal.model_b),
                 None,
                 f"✅ Vote recorded. **Model A: {reveal.model_a}** · "
                 f"**Model B: {reveal.model_b}**. Type a new prompt to start another round.",
@@ -191,42 +213,47 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             # Already voted or gone: nothing to abandon.
             with contextlib.suppress(BattleRefused):
                 await arena.stop(owner=owner_of(request), battle_id=bid)
-        return [
-            gr.update(value=[], label="Model A"),
-            gr.update(value=[], label="Model B"),
-            None,
-            "",
-            *votes(False),
-            "",
-        ]
+        return [_heading("a"), _heading("b"), None, "", *votes(False), [], [], ""]
 
     if not named:
         # Same handler, no model choice: hidden constants stand in for the two dropdowns.
         picks = [gr.State(None), gr.State(None)]
     send_inputs = [prompt, battle_id, chat_a, chat_b, *picks]
-    send.click(
-        on_send, inputs=send_inputs, outputs=[*stream_outputs, prompt], api_name=f"{prefix}_send"
+
+    def streamed(trigger: Any, fn: Any, inputs: list[Any], outputs: list[Any], **kw: Any) -> None:
+        # Votes off and names hidden at once (outside the queue: a battle being answered is
+        # never voted yet), then the stream, then the votes as the stream left them.
+        trigger(
+            lambda: [*votes(False), _heading("a"), _heading("b")],
+            outputs=[*vote_buttons, name_a, name_b],
+            queue=False,
+            api_visibility="private",
+        ).then(fn, inputs=inputs, outputs=outputs, **kw).then(
+            votes, inputs=[votable], outputs=vote_buttons, queue=False, api_visibility="private"
+        )
+
+    streamed(send.click, on_send, send_inputs, [*stream_outputs, prompt], api_name=f"{prefix}_send")
+    streamed(
+        prompt.submit, on_send, send_inputs, [*stream_outputs, prompt], api_visibility="private"
     )
-    prompt.submit(
-        on_send, inputs=send_inputs, outputs=[*stream_outputs, prompt], api_visibility="private"
-    )
-    regenerate.click(
+    streamed(
+        regenerate.click,
         on_regenerate,
-        inputs=[battle_id, chat_a, chat_b],
-        outputs=stream_outputs,
+        [battle_id, chat_a, chat_b],
+        stream_outputs,
         api_name=f"{prefix}_regenerate",
     )
     for (key, _), button in zip(_VOTES, vote_buttons, strict=True):
         button.click(
             make_vote(key),
             inputs=[battle_id],
-            outputs=stream_outputs,
+            outputs=once_outputs,
             api_name=f"{prefix}_vote_{key}",
         )
     stop.click(on_stop, inputs=[battle_id], outputs=[status], api_name=f"{prefix}_stop")
     new_round.click(
         on_new_round,
         inputs=[battle_id],
-        outputs=[*stream_outputs, prompt],
+        outputs=[*once_outputs, chat_a, chat_b, prompt],
         api_name=f"{prefix}_new_round",
     )
