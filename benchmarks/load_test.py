@@ -194,7 +194,9 @@ async def one_battle(
     )
     text_all = json.dumps(messages, ensure_ascii=False)
     if "Both answers are in" not in text_all:
-        raise RuntimeError(f"battle did not finish: {text_all[-200:]}")
+        final = (messages[-1].get("output") or {}).get("data") or []
+        status = final[3] if len(final) > 3 else text_all[-200:]
+        raise RuntimeError(f"battle did not finish: {str(status)[:200]}")
     buttons = await asyncio.wait_for(session.predict("battle_send:after", [None]), STEP_TIMEOUT_S)
     if not all(isinstance(b, dict) and b.get("interactive") for b in buttons):
         raise RuntimeError(f"vote buttons not switched on after the answers: {buttons}")

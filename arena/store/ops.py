@@ -370,6 +370,16 @@ def create_battle(
     now = utcnow()
     with _transaction(session):
         ids = _model_ids(session, [model_a, model_b])
+        # Both model rows are stamped below.  Lock them first, in id order: an UPDATE locks
+        # rows in whatever order it scans them, and two starts of the same pair (or of pairs
+        # sharing a model) then deadlocked on PostgreSQL.  FOR NO KEY UPDATE is the lock the
+        # UPDATE takes anyway; it leaves votes' foreign-key checks (KEY SHARE) unblocked.
+        session.exec(
+            select(Model.id)
+            .where(col(Model.id).in_(sorted(ids.values())))
+            .order_by(col(Model.id))
+            .with_for_update(key_share=True)
+        ).all()
         battle = Battle(
             id=battle_id or new_battle_id(),
             mode=mode,

@@ -19,7 +19,7 @@ from arena import store
 from arena.config import Settings
 
 from . import workers
-from .helpers import USER, count, seed_ready_battles
+from .helpers import MODELS, USER, count, seed_ready_battles
 
 CTX = mp.get_context("fork")
 WRITERS = 8
@@ -51,6 +51,31 @@ def test_eight_writers_two_hundred_votes_each(populated: Engine) -> None:
     assert sum(ok for ok, _ in outcomes) == WRITERS * VOTES_EACH
     assert count(populated, "vote") == WRITERS * VOTES_EACH
     assert len(store.battles_for_ratings(engine=populated)) == WRITERS * VOTES_EACH
+
+
+@pytest.mark.slow
+def test_concurrent_battle_starts_on_overlapping_pairs_never_deadlock(populated: Engine) -> None:
+    # Starting a battle stamps both models as served.  Two starts that locked the same two
+    # model rows in opposite orders deadlocked on PostgreSQL (seen under the load test).
+    names = list(MODELS)[:3]
+    pairs = [(a, b) for a in names for b in names if a != b]  # both orders of every pair
+    per_writer = 120
+    populated.dispose()
+    start = CTX.Barrier(WRITERS)
+    results = CTX.Queue()
+    chunks = [[pairs[(w + i) % len(pairs)] for i in range(per_writer)] for w in range(WRITERS)]
+    procs = [
+        CTX.Process(target=workers.create_many, args=(_url(populated), c, USER, start, results))
+        for c in chunks
+    ]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    errors = [e for _, errs in outcomes for e in errs]
+    assert errors == [], errors[:3]
+    assert count(populated, "battle") == WRITERS * per_writer
 
 
 def test_eight_concurrent_votes_on_one_battle_make_one_vote(populated: Engine) -> None:

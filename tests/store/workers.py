@@ -62,3 +62,33 @@ def vote_and_ack(url: str, ids: list[str], user_key: str, acks: Connection) -> N
             acks.send(bid)
     while True:
         time.sleep(60)
+
+
+def create_many(
+    url: str, pairs: list[tuple[str, str]], user_key: str, start: Barrier, results: Queue[Any]
+) -> None:
+    """Start one battle per pair, as fast as possible; report (battles created, errors)."""
+    ok, errors = 0, []
+    try:
+        engine = store.open_engine(url)
+        start.wait(timeout=120)
+        with store.new_session(engine) as s:
+            for a, b in pairs:
+                try:
+                    store.create_battle(
+                        session=s,
+                        mode="anony",
+                        model_a=a,
+                        model_b=b,
+                        user_key=user_key,
+                        pair_probability=1 / 3,
+                        policy_name="uniform",
+                        policy_version="1",
+                    )
+                    ok += 1
+                except Exception as exc:
+                    errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        engine.dispose()
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+    results.put((ok, errors))
