@@ -11,6 +11,7 @@ import multiprocessing as mp
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -30,22 +31,28 @@ def _url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
 
-@pytest.mark.slow
-def test_eight_writers_two_hundred_votes_each(populated: Engine) -> None:
-    ids = [[f"w{w}-{i}" for i in range(VOTES_EACH)] for w in range(WRITERS)]
-    seed_ready_battles(populated, [bid for chunk in ids for bid in chunk])
-    populated.dispose()
-    start = CTX.Barrier(WRITERS)
+def _run_writers(engine: Engine, target: Any, chunks: list[Any]) -> list[tuple[int, list[str]]]:
+    """One forked process per chunk, all started together; their (done, errors) reports."""
+    engine.dispose()
+    start = CTX.Barrier(len(chunks))
     results = CTX.Queue()
     procs = [
-        CTX.Process(target=workers.vote_many, args=(_url(populated), chunk, USER, start, results))
-        for chunk in ids
+        CTX.Process(target=target, args=(_url(engine), chunk, USER, start, results))
+        for chunk in chunks
     ]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=300) for _ in procs]
     for p in procs:
         p.join(timeout=60)
+    return outcomes
+
+
+@pytest.mark.slow
+def test_eight_writers_two_hundred_votes_each(populated: Engine) -> None:
+    ids = [[f"w{w}-{i}" for i in range(VOTES_EACH)] for w in range(WRITERS)]
+    seed_ready_battles(populated, [bid for chunk in ids for bid in chunk])
+    outcomes = _run_writers(populated, workers.vote_many, ids)
     errors = [e for _, errs in outcomes for e in errs]
     assert errors == []  # in particular no "database is locked"
     assert sum(ok for ok, _ in outcomes) == WRITERS * VOTES_EACH
@@ -60,19 +67,8 @@ def test_concurrent_battle_starts_on_overlapping_pairs_never_deadlock(populated:
     names = list(MODELS)[:3]
     pairs = [(a, b) for a in names for b in names if a != b]  # both orders of every pair
     per_writer = 120
-    populated.dispose()
-    start = CTX.Barrier(WRITERS)
-    results = CTX.Queue()
     chunks = [[pairs[(w + i) % len(pairs)] for i in range(per_writer)] for w in range(WRITERS)]
-    procs = [
-        CTX.Process(target=workers.create_many, args=(_url(populated), c, USER, start, results))
-        for c in chunks
-    ]
-    for p in procs:
-        p.start()
-    outcomes = [results.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
+    outcomes = _run_writers(populated, workers.create_many, chunks)
     errors = [e for _, errs in outcomes for e in errs]
     assert errors == [], errors[:3]
     assert count(populated, "battle") == WRITERS * per_writer
