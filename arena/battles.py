@@ -696,8 +696,14 @@ class Arena:
         if request_id is not None:
             self.backends[live.model(side)].cancel(request_id)
 
-    async def stop(self, *, owner: str, battle_id: str) -> None:
+    async def stop(self, *, owner: str, battle_id: str, wait_s: float = 0.0) -> None:
         """Stop both generations of the current turn; the battle becomes ``abandoned``.
+
+        Parameters
+        ----------
+        wait_s
+            Also wait (up to this long) until the turn's stream has yielded its last update,
+            so that whatever the caller shows next comes after it.
 
         Raises
         ------
@@ -708,6 +714,9 @@ class Arena:
         live.stop_requested = True
         for s in _SIDES:
             self._cancel_side(live, s)
+        deadline = time.monotonic() + wait_s
+        while live.busy and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         if not live.busy and live.status == "ready":
             await self._store(
                 store.set_status,

@@ -19,6 +19,8 @@ from arena.ui.common import owner_of, render_side, user_key_of
 
 __all__ = ["build_chat_tab"]
 
+_STOP_WAIT_S = 5.0  # a stopped stream ends within ~1 s; this only bounds a stuck one
+
 _VOTES = (
     ("a", "👈 A is better"),
     ("b", "👉 B is better"),
@@ -199,20 +201,24 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
 
         return on_vote
 
-    async def on_stop(bid: str | None, request: gr.Request) -> str:
+    async def on_stop(bid: str | None, request: gr.Request) -> Any:
         if not bid:
             return ""
         try:
-            await arena.stop(owner=owner_of(request), battle_id=bid)
+            # Returns once the stream has shown its own last status ("Stopped"), which this
+            # reply then leaves alone.
+            await arena.stop(owner=owner_of(request), battle_id=bid, wait_s=_STOP_WAIT_S)
         except BattleRefused as exc:
             return f"⚠️ {exc}"
-        return "Stopping…"
+        return gr.skip()
 
     async def on_new_round(bid: str | None, request: gr.Request) -> list[Any]:
         if bid:
-            # Already voted or gone: nothing to abandon.
+            # Stop a stream still running and wait for its last update, so that it cannot
+            # land in the fresh round's panels after they are cleared.  (Already voted or
+            # gone: nothing to abandon.)
             with contextlib.suppress(BattleRefused):
-                await arena.stop(owner=owner_of(request), battle_id=bid)
+                await arena.stop(owner=owner_of(request), battle_id=bid, wait_s=_STOP_WAIT_S)
         return [_heading("a"), _heading("b"), None, "", *votes(False), [], [], ""]
 
     if not named:
@@ -223,12 +229,13 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
     def streamed(trigger: Any, fn: Any, inputs: list[Any], outputs: list[Any], **kw: Any) -> None:
         # Votes off and names hidden at once (outside the queue: a battle being answered is
         # never voted yet), then the stream, then the votes as the stream left them.
-        trigger(
+        stream = trigger(
             lambda: [*votes(False), _heading("a"), _heading("b")],
             outputs=[*vote_buttons, name_a, name_b],
             queue=False,
             api_visibility="private",
-        ).then(fn, inputs=inputs, outputs=outputs, **kw).then(
+        ).then(fn, inputs=inputs, outputs=outputs, **kw)
+        stream.then(
             votes, inputs=[votable], outputs=vote_buttons, queue=False, api_visibility="private"
         )
 

@@ -211,6 +211,31 @@ def test_stop_mid_stream_abandons_the_battle(arena: Arena) -> None:
     assert info.value.reason == "errored"
 
 
+def test_stop_with_wait_returns_after_the_streams_last_update(arena: Arena) -> None:
+    # What "New round" relies on: once stop(wait_s=...) returns, the stream has delivered
+    # its final update, so the cleared panels cannot be overwritten by it afterwards.
+    async def main() -> tuple[list[TurnUpdate], int]:
+        seen: list[TurnUpdate] = []
+        stopped = asyncio.Event()
+
+        async def consume() -> None:
+            async for u in arena.turn(owner=OWNER, user_key="k", prompt="Write a long poem."):
+                seen.append(u)
+                if len(seen) == 2:
+                    stopped.set()
+
+        task = asyncio.create_task(consume())
+        await stopped.wait()
+        await arena.stop(owner=OWNER, battle_id=seen[0].battle_id, wait_s=10.0)
+        seen_at_return = len(seen)
+        await task
+        return seen, seen_at_return
+
+    seen, seen_at_return = run(main())
+    assert seen[-1].status == "abandoned"
+    assert seen_at_return == len(seen), "an update arrived after stop() returned"
+
+
 def test_consumer_leaving_mid_stream_abandons_the_battle(arena: Arena) -> None:
     async def main() -> str:
         gen = arena.turn(owner=OWNER, user_key="k", prompt="Write a long poem.")
