@@ -24,6 +24,11 @@ import pytest
 
 from arena.config import Settings
 from arena.roster import Roster, RosterEntry, load_roster
+from tests.processes import free_port
+
+# A prompt that makes the model talk for a long time, for cancellation and timeouts.
+LONG_PROMPT = "Write a long story about a dragon who learns to bake bread. Use many details."
+STOP_WITHIN_S = 1.0  # the bound on stopping a generation
 
 # Model-loading code paths must never reach for the network in tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -72,12 +77,6 @@ def converted_model_dir(greedy_entry: RosterEntry, settings: Settings) -> Path:
     backend = TransformersBackend(greedy_entry, settings=settings)
     asyncio.run(backend.load())
     return Path(backend.loaded.source)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

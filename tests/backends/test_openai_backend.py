@@ -23,12 +23,17 @@ from arena.backends import (
 from arena.backends.openai_backend import OpenAIBackend
 from arena.config import Settings
 from arena.roster import RosterEntry
-from tests.backends.conftest import FaultProxy, SilentServer, closed_port, openai_entry
+from tests.backends.conftest import (
+    LONG_PROMPT,
+    STOP_WITHIN_S,
+    FaultProxy,
+    SilentServer,
+    closed_port,
+    openai_entry,
+)
 
 pytestmark = pytest.mark.model
 
-LONG_PROMPT = "Write a long story about a dragon who learns to bake bread. Use many details."
-STOP_WITHIN_S = 1.0
 KEY_VAR = "ARENA_TEST_OPENAI_KEY"
 
 

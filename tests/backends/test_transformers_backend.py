@@ -21,13 +21,13 @@ from arena.backends.transformers_backend import TransformersBackend
 from arena.backends.weights import shared_model_cache
 from arena.config import Settings
 from arena.roster import Roster, RosterEntry
-from tests.backends.conftest import with_fields
+from tests.backends.conftest import (
+    LONG_PROMPT,
+    STOP_WITHIN_S,
+    with_fields,
+)
 
 pytestmark = pytest.mark.model
-
-# A prompt that makes the model talk for a long time, for cancellation and timeouts.
-LONG_PROMPT = "Write a long story about a dragon who learns to bake bread. Use many details."
-STOP_WITHIN_S = 1.0
 
 
 def backend_for(entry: RosterEntry, settings: Settings) -> TransformersBackend:

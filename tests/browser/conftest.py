@@ -10,20 +10,16 @@ app per test module, with the default roster (the real bundled SmolLM2 model).  
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import REPO_ROOT, log_tail, running_app
+
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,18 +33,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 APP_START_TIMEOUT_S = 180.0
-READY_LINE = "arena: starting the web app on"
-
-# Settings of the developer's shell that would point the app somewhere else than its
-# throwaway directory (the weight cache, ARENA_CACHE_DIR, is deliberately kept).
-_DROPPED_ENV = ("ARENA_DB_URL", "ARENA_ROSTER", "ARENA_HOST", "ARENA_PORT", "ARENA_SECRET")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -62,27 +46,12 @@ class AppProcess:
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the app's stdout+stderr (for failure messages)."""
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            return f"(no app log: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def failure_context(self) -> str:
         code = self.process.poll()
         state = "running" if code is None else f"exited with code {code}"
         return f"\n--- app ({state}) log tail, {self.log_path} ---\n{self.log_tail()}"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=15)
 
 
 @contextlib.contextmanager
@@ -93,73 +62,10 @@ def start_app(
     args: tuple[str, ...] = (),
     timeout_s: float = APP_START_TIMEOUT_S,
 ) -> Iterator[AppProcess]:
-    """Run the arena app on a free loopback port until the ``with`` block ends.
-
-    Parameters
-    ----------
-    workdir
-        Empty directory: becomes ``ARENA_DATA_DIR`` (SQLite database, secret) and holds
-        ``app.log``.
-    env
-        Extra environment variables (``ARENA_*`` settings) for the app.
-    args
-        Extra command-line arguments for ``app.py``.
-    timeout_s
-        Longest wait for the app to answer HTTP (the first ever start converts the model).
-    """
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    child_env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
-    child_env.update(
-        {
-            "ARENA_DATA_DIR": str(workdir),
-            "GRADIO_ANALYTICS_ENABLED": "False",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "PYTHONUNBUFFERED": "1",
-            "NO_PROXY": "127.0.0.1,localhost",
-        }
-    )
-    child_env.update(env or {})
-    log_path = workdir / "app.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *args],
-            cwd=REPO_ROOT,
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    app = AppProcess(url, workdir, process, log_path)
-    try:
-        _wait_ready(app, timeout_s)
-        yield app
-    finally:
-        _stop(process)
-
-
-def _wait_ready(app: AppProcess, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    last_error = "no answer yet"
-    with httpx.Client(timeout=5.0, trust_env=False) as client:
-        while time.monotonic() < deadline:
-            if app.process.poll() is not None:
-                pytest.fail(f"the app exited before it was ready{app.failure_context()}")
-            if READY_LINE in app.log_tail(200):
-                try:
-                    response = client.get(app.url + "/")
-                except httpx.HTTPError as exc:
-                    last_error = repr(exc)
-                else:
-                    if response.status_code == 200:
-                        return
-                    last_error = f"HTTP {response.status_code}"
-            time.sleep(0.5)
-    pytest.fail(
-        f"the app did not answer on {app.url} within {timeout_s:.0f} s ({last_error})"
-        f"{app.failure_context()}"
-    )
+    """Run the arena app on a free loopback port until the ``with`` block ends
+    (:func:`tests.processes.running_app`)."""
+    with running_app(workdir, env=env, args=args, timeout_s=timeout_s) as (url, proc, log):
+        yield AppProcess(url, workdir, proc, log)
 
 
 @pytest.fixture(scope="module")

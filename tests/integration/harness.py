@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,8 +23,8 @@ import httpx
 from gradio_client import Client
 from sqlalchemy import create_engine, text
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-READY_LINE = "arena: starting the web app on"
+from tests.processes import REPO_ROOT, free_port, log_tail, running_app, stop_process
+
 STEP_TIMEOUT_S = 30.0
 
 # Outputs as gradio_client returns them (State outputs are dropped): chat A, chat B, status,
@@ -39,36 +36,6 @@ WINNERS = {"a": "model_a", "b": "model_b", "tie": "tie", "bothbad": "tie (bothba
 READY_TEXT = "Both answers are in"
 RECORDED_TEXT = "✅ Vote recorded."
 DB_DOWN_TEXT = "The database is briefly unavailable, so nothing was recorded."
-
-# Settings of the developer's shell that would point the app elsewhere.
-_DROPPED_ENV = ("ARENA_DB_URL", "ARENA_ROSTER", "ARENA_HOST", "ARENA_PORT", "ARENA_SECRET")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Stop one process we started (by its own pid), escalating to SIGKILL."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"(no log: {exc})"
-
 
 # ------------------------------------------------------------------------------------------
 # model servers
@@ -115,12 +82,12 @@ def stub_server(workdir: Path, *, tokens: int, delay: float) -> Iterator[StubSer
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"stub server exited: {_tail(log_path)}")
+                raise RuntimeError(f"stub server exited: {log_tail(log_path)}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(server.base_url + "/models", timeout=2, trust_env=False).is_success:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"stub server not ready: {_tail(log_path)}")
+                raise RuntimeError(f"stub server not ready: {log_tail(log_path)}")
             time.sleep(0.2)
         yield server
     finally:
@@ -156,7 +123,7 @@ class App:
     model_names: tuple[str, ...]
 
     def log_tail(self, lines: int = 40) -> str:
-        return _tail(self.log_path, lines)
+        return log_tail(self.log_path, lines)
 
     def client(self, headers: Mapping[str, str] | None = None) -> Client:
         """A new browser session (gradio_client), optionally sending extra headers."""
@@ -194,56 +161,25 @@ class App:
 def start_app(
     workdir: Path, *, roster: Path, env: Mapping[str, str] | None = None, db_url: str = ""
 ) -> Iterator[App]:
-    """``python app.py`` on a free loopback port with a throwaway data directory."""
-    port = free_port()
+    """``python app.py`` on a free loopback port with a throwaway data directory, limits off
+    (:func:`tests.processes.running_app`)."""
     db_url = db_url or f"sqlite:///{workdir / 'arena.db'}"
-    child_env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
-    child_env.update(
-        {
-            "ARENA_DATA_DIR": str(workdir),
-            "ARENA_DB_URL": db_url,
-            "ARENA_ROSTER": str(roster),
-            "ARENA_PROMPTS_PER_MINUTE": "0",
-            "ARENA_VOTES_PER_DAY": "0",
-            "ARENA_DUPLICATE_PROMPT_CAP": "0",
-            "ARENA_LEADERBOARD_REFRESH_S": "3600",
-            "GRADIO_ANALYTICS_ENABLED": "False",
-            "PYTHONUNBUFFERED": "1",
-            "NO_PROXY": "127.0.0.1,localhost",
-        }
-    )
-    child_env.update(env or {})
-    log_path = workdir / "app.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    settings = {
+        "ARENA_DB_URL": db_url,
+        "ARENA_ROSTER": str(roster),
+        "ARENA_PROMPTS_PER_MINUTE": "0",
+        "ARENA_VOTES_PER_DAY": "0",
+        "ARENA_DUPLICATE_PROMPT_CAP": "0",
+        "ARENA_LEADERBOARD_REFRESH_S": "3600",
+        **(env or {}),
+    }
     names = tuple(
         line.split('"')[1]
         for line in roster.read_text(encoding="utf-8").splitlines()
         if line.startswith("name = ")
     )
-    app = App(f"http://127.0.0.1:{port}", db_url, proc, log_path, names)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the app exited before it was ready:\n{app.log_tail()}")
-            if READY_LINE in app.log_tail(200):
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(app.url + "/", timeout=5, trust_env=False).status_code == 200:
-                        break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the app did not become ready:\n{app.log_tail()}")
-            time.sleep(0.3)
-        yield app
-    finally:
-        stop_process(proc)
+    with running_app(workdir, env=settings) as (url, proc, log_path):
+        yield App(url, db_url, proc, log_path, names)
 
 
 # ------------------------------------------------------------------------------------------

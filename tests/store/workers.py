@@ -7,6 +7,7 @@ Results go back through a queue or a pipe as plain data; a worker never raises.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -15,25 +16,35 @@ from typing import Any
 from arena import store
 
 
-def vote_many(url: str, ids: list[str], user_key: str, start: Barrier, results: Queue[Any]) -> None:
-    """Vote on every battle in ``ids``; report (votes recorded, errors as text)."""
+def _each(
+    url: str, items: list[Any], start: Barrier, results: Queue[Any], act: Callable[..., Any]
+) -> None:
+    """After the barrier, ``act(session, i, item)`` for every item in one session; report
+    (items done, errors as text).  A worker never raises."""
     ok, errors = 0, []
     try:
         engine = store.open_engine(url)
         start.wait(timeout=120)
         with store.new_session(engine) as s:
-            for i, bid in enumerate(ids):
+            for i, item in enumerate(items):
                 try:
-                    store.record_vote(
-                        session=s, battle_id=bid, winner=store.WINNERS[i % 4], user_key=user_key
-                    )
+                    act(s, i, item)
                     ok += 1
                 except Exception as exc:
-                    errors.append(f"{type(exc).__name__}: {exc}")
+                    errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
         engine.dispose()
     except Exception as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
     results.put((ok, errors))
+
+
+def vote_many(url: str, ids: list[str], user_key: str, start: Barrier, results: Queue[Any]) -> None:
+    """Vote on every battle in ``ids``; report (votes recorded, errors as text)."""
+
+    def vote(s: Any, i: int, bid: str) -> None:
+        store.record_vote(session=s, battle_id=bid, winner=store.WINNERS[i % 4], user_key=user_key)
+
+    _each(url, ids, start, results, vote)
 
 
 def vote_once(url: str, bid: str, user_key: str, start: Barrier, results: Queue[Any]) -> None:
@@ -68,27 +79,17 @@ def create_many(
     url: str, pairs: list[tuple[str, str]], user_key: str, start: Barrier, results: Queue[Any]
 ) -> None:
     """Start one battle per pair, as fast as possible; report (battles created, errors)."""
-    ok, errors = 0, []
-    try:
-        engine = store.open_engine(url)
-        start.wait(timeout=120)
-        with store.new_session(engine) as s:
-            for a, b in pairs:
-                try:
-                    store.create_battle(
-                        session=s,
-                        mode="anony",
-                        model_a=a,
-                        model_b=b,
-                        user_key=user_key,
-                        pair_probability=1 / 3,
-                        policy_name="uniform",
-                        policy_version="1",
-                    )
-                    ok += 1
-                except Exception as exc:
-                    errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-        engine.dispose()
-    except Exception as exc:
-        errors.append(f"{type(exc).__name__}: {exc}")
-    results.put((ok, errors))
+
+    def create(s: Any, _: int, pair: tuple[str, str]) -> None:
+        store.create_battle(
+            session=s,
+            mode="anony",
+            model_a=pair[0],
+            model_b=pair[1],
+            user_key=user_key,
+            pair_probability=1 / 3,
+            policy_name="uniform",
+            policy_version="1",
+        )
+
+    _each(url, pairs, start, results, create)
