@@ -30,6 +30,23 @@ from tests.processes import free_port
 LONG_PROMPT = "Write a long story about a dragon who learns to bake bread. Use many details."
 STOP_WITHIN_S = 1.0  # the issue's bound on stopping a generation
 
+
+async def timed_stream(backend: Any, request: Any) -> tuple[list[tuple[float, str]], Any, float]:
+    """Consume one stream: (seconds since start, text) per delta, the final stats, total s."""
+    from arena.backends import TextDelta
+
+    arrivals: list[tuple[float, str]] = []
+    stats = None
+    t0 = time.monotonic()
+    async for event in backend.stream(request):
+        if isinstance(event, TextDelta):
+            arrivals.append((time.monotonic() - t0, event.text))
+        else:
+            stats = event
+    assert stats is not None, "the stream ended without its stats"
+    return arrivals, stats, time.monotonic() - t0
+
+
 # Model-loading code paths must never reach for the network in tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

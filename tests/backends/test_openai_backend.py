@@ -14,7 +14,6 @@ from arena.backends import (
     BackendUnreachable,
     GenerationCancelled,
     GenerationRequest,
-    GenerationStats,
     ModelError,
     TextDelta,
     build_backend,
@@ -30,6 +29,7 @@ from tests.backends.conftest import (
     SilentServer,
     closed_port,
     openai_entry,
+    timed_stream,
 )
 
 pytestmark = pytest.mark.model
@@ -73,19 +73,7 @@ def test_streams_incrementally_from_real_server(
         "Count from 1 to 20, one number per line.", max_new_tokens=40
     )
 
-    async def run() -> tuple[list[tuple[float, str]], GenerationStats, float]:
-        arrivals: list[tuple[float, str]] = []
-        stats = None
-        t0 = time.monotonic()
-        async for event in backend.stream(request):
-            if isinstance(event, TextDelta):
-                arrivals.append((time.monotonic() - t0, event.text))
-            else:
-                stats = event
-        assert stats is not None
-        return arrivals, stats, time.monotonic() - t0
-
-    arrivals, stats, total = asyncio.run(run())
+    arrivals, stats, total = asyncio.run(timed_stream(backend, request))
     assert len(arrivals) >= 10, arrivals
     assert arrivals[0][0] < 0.5 * total, (arrivals[0][0], total)
     assert len({round(t, 3) for t, _ in arrivals}) >= 5

@@ -24,6 +24,7 @@ from arena.roster import Roster, RosterEntry
 from tests.backends.conftest import (
     LONG_PROMPT,
     STOP_WITHIN_S,
+    timed_stream,
     with_fields,
 )
 
@@ -76,16 +77,7 @@ def test_streaming_yields_incrementally(greedy_entry: RosterEntry, settings: Set
 
     async def run() -> tuple[list[tuple[float, str]], GenerationStats, float]:
         await backend.load()
-        arrivals: list[tuple[float, str]] = []
-        stats = None
-        t0 = time.monotonic()
-        async for event in backend.stream(request):
-            if isinstance(event, TextDelta):
-                arrivals.append((time.monotonic() - t0, event.text))
-            else:
-                stats = event
-        assert stats is not None
-        return arrivals, stats, time.monotonic() - t0
+        return await timed_stream(backend, request)
 
     arrivals, stats, total = asyncio.run(run())
     assert len(arrivals) >= 10, arrivals
