@@ -427,8 +427,9 @@ def test_battle_named_and_leaderboard_in_browser(
             streams_seen = [
                 r for r in window if r.kind == "http" and "event-stream" in r.content_type
             ]
-            streams_read = [s for s in traffic.cdp_streams if battle_start <= s[0] < battle_end]
-            assert len(streams_read) >= len(streams_seen) >= 1, (streams_read, streams_seen)
+            assert streams_seen, "the battle tab opened no event stream"
+            read, seen = traffic.wait_streams_read(page)
+            assert read >= seen, f"{seen} event streams seen but only {read} read through CDP"
             acks = [r for r in sse if VOTED in r.searchable()]
             assert len(acks) == 2, f"expected 2 vote acknowledgements, got {len(acks)}"
             for ack, b in zip(acks, battles, strict=True):

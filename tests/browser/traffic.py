@@ -232,6 +232,25 @@ class Traffic:
                 raise AssertionError(f"the browser received no {what} within {timeout_s:g} s")
             page.wait_for_timeout(100)
 
+    def wait_streams_read(self, page: Page, timeout_s: float = 10) -> tuple[int, int]:
+        """Pump the page's events until every event stream seen has been read through CDP.
+
+        Playwright's ``response`` event and CDP's ``Network.responseReceived`` arrive on
+        separate channels, so near a ``mark()`` one may land on either side of it: compare
+        whole-recording counts, not windows.  Returns ``(read, seen)``; ``read < seen`` only
+        when a stream was seen but never read within ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                seen = sum(
+                    1 for r in self.records if r.kind == "http" and EVENT_STREAM in r.content_type
+                )
+                read = len(self.cdp_streams)
+            if read >= seen or time.monotonic() > deadline:
+                return read, seen
+            page.wait_for_timeout(100)
+
     def window(self, start: int, end: int | None = None) -> list[Record]:
         """Records with ``start <= seq < end``."""
         with self._lock:
