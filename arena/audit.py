@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from arena import store
 from arena.integrity import voter_z_scores
-from ratings import Battles, RatingOptions, compute_leaderboard, read_battles
+from ratings import BattleDataError, Battles, RatingOptions, compute_leaderboard, read_battles
 from ratings.readers import detect_format
 
 __all__ = ["AuditReport", "FlaggedVoter", "audit_database", "audit_log", "format_report"]
@@ -201,19 +201,19 @@ def _open_binary(path: Path, gz: bool) -> IO[bytes]:
     return gzip.open(path) if gz else path.open("rb")  # type: ignore[return-value]
 
 
-def _read_judges(path: Path, n: int) -> np.ndarray:
-    """The ``judge`` column of a log, in file order (missing -> ``(none)``)."""
+def _read_column(path: Path, name: str, n: int) -> np.ndarray:
+    """A text column of a log (``judge``, ``exclusion``), in file order (missing -> ``(none)``)."""
     fmt, gz = detect_format(path)
-    schema = pa.schema([("judge", pa.string())])
+    schema = pa.schema([(name, pa.string())])
     if fmt == "parquet":
         names = pq.read_schema(path).names
-        col = pq.read_table(path, columns=["judge"])["judge"] if "judge" in names else None
+        col = pq.read_table(path, columns=[name])[name] if name in names else None
     elif fmt == "csv":
         with _open_binary(path, gz) as stream:
             table = pacsv.read_csv(
-                stream, convert_options=pacsv.ConvertOptions(column_types={"judge": pa.string()})
+                stream, convert_options=pacsv.ConvertOptions(column_types={name: pa.string()})
             )
-        col = table["judge"] if "judge" in table.column_names else None
+        col = table[name] if name in table.column_names else None
     elif fmt == "jsonl":
         with _open_binary(path, gz) as stream:
             col = pajson.read_json(
@@ -221,16 +221,16 @@ def _read_judges(path: Path, n: int) -> np.ndarray:
                 parse_options=pajson.ParseOptions(
                     explicit_schema=schema, unexpected_field_behavior="ignore"
                 ),
-            )["judge"]
+            )[name]
     else:
         opener = gzip.open if gz else open
         with opener(path, "rt", encoding="utf-8") as f:
             records = json.load(f)
-        col = pa.array([r.get("judge") if isinstance(r, dict) else None for r in records])
+        col = pa.array([r.get(name) if isinstance(r, dict) else None for r in records])
     if col is None:
         return np.full(n, "(none)", dtype=object)
     values = np.asarray(col.to_pylist(), dtype=object)
-    values[values == None] = "(none)"  # noqa: E711 - elementwise comparison
+    values[(values == None) | (values == "")] = "(none)"  # noqa: E711 - elementwise comparison
     return values.astype(str).astype(object)
 
 
@@ -243,11 +243,20 @@ def audit_log(path: str | Path, *, min_votes: int = 20, z_threshold: float = -4.
         Bad input, naming the file, line and field.
     """
     p = Path(path)
-    battles = read_battles(p, include_named=True, cluster_columns=())
-    report = AuditReport(source=str(p), votes=len(battles), anonymous_votes=len(battles))
+    battles = read_battles(p, include_named=True, include_excluded=True, cluster_columns=())
+    try:
+        anonymous = len(read_battles(p, include_excluded=True, cluster_columns=()))
+    except BattleDataError:  # the file was read above: every vote in it is named
+        anonymous = 0
+    report = AuditReport(source=str(p), votes=len(battles), anonymous_votes=anonymous)
+    reasons = _read_column(p, "exclusion", len(battles))
+    if len(reasons) == len(battles):
+        report.exclusions = dict(
+            Counter("(counted)" if r == "(none)" else str(r) for r in reasons.tolist())
+        )
     report.exposure = _exposure_uniform(battles)
     report.exposure_basis = "observed / expected under uniform pairs (a log has no policy)"
-    judges = _read_judges(p, len(battles))
+    judges = _read_column(p, "judge", len(battles))
     if len(judges) == len(battles):
         report.flagged = _flag(battles, judges, min_votes, z_threshold)
     report.components = _components(battles)

@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ __all__ = ["SUPPORTED_SUFFIXES", "detect_format", "read_battles"]
 
 SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 
-_STRING_COLS = ("model_a", "model_b", "winner", "judge", "question_id", "language")
+_STRING_COLS = ("model_a", "model_b", "winner", "judge", "question_id", "language", "exclusion")
 _SCHEMA = pa.schema(
     [
         ("model_a", pa.string()),
@@ -41,6 +42,7 @@ _SCHEMA = pa.schema(
         ("turn", pa.int64()),
         ("anony", pa.bool_()),
         ("weight", pa.float64()),
+        ("exclusion", pa.string()),
     ]
 )
 _CLUSTER_COLS = ("judge", "question_id")
@@ -79,6 +81,7 @@ def read_battles(
     path: str | Path,
     *,
     include_named: bool = False,
+    include_excluded: bool = False,
     cluster_columns: tuple[str, ...] = _CLUSTER_COLS,
 ) -> Battles:
     """Read a battle log.
@@ -87,12 +90,16 @@ def read_battles(
     ----------
     path
         The file.  Required fields: ``model_a``, ``model_b``, ``winner``; optional:
-        ``tstamp``, ``judge``, ``question_id``, ``turn``, ``anony``, ``language``, ``weight``.
-        Other fields (e.g. ``conversation_a``) are ignored.
+        ``tstamp``, ``judge``, ``question_id``, ``turn``, ``anony``, ``language``, ``weight``,
+        ``exclusion``.  Other fields (e.g. ``conversation_a``) are ignored.
     include_named
         Keep battles whose ``anony`` field is false (side-by-side votes where the voter knew
         the names).  By default they are left out, as on the public leaderboards, and the
         number left out is recorded in ``Battles.notes``.
+    include_excluded
+        Keep battles whose ``exclusion`` field names a reason (``arena export`` writes every
+        vote, with the reason it is not counted, e.g. ``rate_limited``).  By default they are
+        left out, as ``arena ratings --db`` does, and the count by reason goes to the notes.
     cluster_columns
         Which of ``judge`` and ``question_id`` to keep as cluster columns (encoding a
         high-cardinality column costs time on big logs; pass only what is needed).
@@ -115,7 +122,7 @@ def read_battles(
     fmt, gz = detect_format(p)
     try:
         table, line_of = _read_fast(p, fmt, gz)
-        return _to_battles(table, source, include_named, line_of, cluster_columns)
+        return _to_battles(table, source, include_named, include_excluded, line_of, cluster_columns)
     except (_SlowPath, BattleDataError):
         # The slow path is the authority on errors: it knows lines, the fast path rows.
         pass
@@ -125,7 +132,7 @@ def read_battles(
     # merely could not type, such as numeric judges) returns the battles.
     table, line_of = _read_slow(p, fmt, gz)
     try:
-        return _to_battles(table, source, include_named, line_of, cluster_columns)
+        return _to_battles(table, source, include_named, include_excluded, line_of, cluster_columns)
     except _SlowPath:  # pragma: no cover - the slow path already validated every row
         raise BattleDataError(source, "could not read battles") from None
 
@@ -229,6 +236,7 @@ def _to_battles(
     table: pa.Table,
     source: str,
     include_named: bool,
+    include_excluded: bool,
     line_of: np.ndarray | None,
     cluster_columns: tuple[str, ...] = _CLUSTER_COLS,
 ) -> Battles:
@@ -249,6 +257,17 @@ def _to_battles(
         if named.any():
             notes.append(f"left out {int(named.sum())} named (non-anonymous) battles")
             mask = ~named
+    reasons = table["exclusion"] if "exclusion" in table.column_names else None
+    if reasons is not None and reasons.null_count < n and not include_excluded:
+        # A reason is any non-empty string (CSV gives "" for an empty cell).
+        excluded = np.array(pc.fill_null(pc.not_equal(reasons, ""), False), dtype=bool)
+        if mask is not None:
+            excluded &= mask  # a named vote that is also excluded is reported once, as named
+        if excluded.any():
+            by_reason = Counter(reasons.filter(pa.array(excluded)).to_pylist())
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items()))
+            notes.append(f"left out {int(excluded.sum())} excluded votes ({detail})")
+            mask = (np.ones(n, dtype=bool) if mask is None else mask) & ~excluded
     models_dict = pc.dictionary_encode(
         pa.chunked_array(table["model_a"].chunks + table["model_b"].chunks)
     ).combine_chunks()

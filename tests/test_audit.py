@@ -67,6 +67,32 @@ def test_audit_apply_excludes_flagged_votes_from_db_ratings(
         == 0
     )
     assert json.loads(out.read_text())["n_battles"] == 20_500
+    # An export keeps the reasons: the log's audit and ratings honour them the same way.
+    log = tmp_path / "export.jsonl"
+    assert main(["export", "battles", "--db", url, "--out", str(log)]) == 0
+    capsys.readouterr()
+    assert main(["audit", str(log)]) == 0
+    assert "anomalous_voter: 500" in capsys.readouterr().out
+    assert main(["ratings", str(log), "--no-progress", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["n_battles"] == 20_000
+
+
+@pytest.mark.parametrize(("named", "anonymous"), [(1, 3), (4, 0)])
+def test_audit_of_a_log_counts_named_and_excluded_votes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], named: int, anonymous: int
+) -> None:
+    pairs = [("a", "b"), ("b", "c"), ("c", "a"), ("a", "c")]
+    recs = [
+        {"model_a": x, "model_b": y, "winner": "tie", "anony": i >= named,
+         "exclusion": "identity_leak" if i == 3 else None}
+        for i, (x, y) in enumerate(pairs)
+    ]  # fmt: skip
+    log = tmp_path / "mixed.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert main(["audit", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert f"votes: 4 ({anonymous} anonymous)" in out
+    assert "identity_leak: 1" in out and "(counted): 3" in out
 
 
 def test_audit_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -57,7 +57,8 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--include-excluded",
         action="store_true",
-        help="database only: also count votes that carry an exclusion reason",
+        help="also count votes that carry an exclusion reason (the database's exclusion "
+        "column, or the 'exclusion' field of a log written by arena export)",
     )
 
 
@@ -159,10 +160,6 @@ def load_battles(args: argparse.Namespace) -> Battles:
     if url is None:
         if not args.source:
             raise BattleDataError("arguments", "no SOURCE given (a battle file, or --db)")
-        if args.include_excluded:
-            raise BattleDataError(
-                args.source, "--include-excluded applies to a database source only"
-            )
         if getattr(args, "reweight", False):
             raise BattleDataError(
                 args.source,
@@ -179,7 +176,12 @@ def load_battles(args: argparse.Namespace) -> Battles:
                 if c
             )
         )
-        return read_battles(args.source, include_named=args.include_named, cluster_columns=wanted)
+        return read_battles(
+            args.source,
+            include_named=args.include_named,
+            include_excluded=args.include_excluded,
+            cluster_columns=wanted,
+        )
     return _load_from_db(url, args)
 
 

@@ -81,6 +81,41 @@ def test_every_format_reads_the_same_battles(battle_file: Path) -> None:
     assert len(read_battles(battle_file, include_named=True)) == 4
 
 
+EXCLUDED = [
+    dict(RECORDS[0], exclusion=None),
+    dict(RECORDS[1], exclusion="rate_limited"),
+    dict(RECORDS[2], exclusion="identity_leak"),
+    dict(RECORDS[3], exclusion="rate_limited"),  # named too: reported once, as named
+    dict(RECORDS[0], question_id="q4", exclusion="rate_limited"),
+]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json", "csv", "parquet"])
+def test_votes_with_an_exclusion_reason_are_left_out_by_default(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"x.{kind}"
+    records = [{k: v for k, v in r.items() if k != "conversation_a"} for r in EXCLUDED]
+    if kind == "jsonl":
+        _write_jsonl(path, records)
+    elif kind == "json":
+        path.write_text(json.dumps(records), encoding="utf-8")
+    elif kind == "parquet":
+        pq.write_table(pa.Table.from_pylist(records), path)
+    else:  # an empty cell is no reason
+        cols = ["model_a", "model_b", "winner", "anony", "exclusion"]
+        rows = [",".join(str(r[c] or "") if c != "anony" else str(r[c]).lower() for c in cols)
+                for r in records]  # fmt: skip
+        path.write_text("\n".join([",".join(cols), *rows]) + "\n", encoding="utf-8")
+    b = read_battles(path)
+    assert len(b) == 1 and b.outcome.tolist() == [0]
+    assert b.notes == (
+        "left out 1 named (non-anonymous) battles",
+        "left out 3 excluded votes (identity_leak 1, rate_limited 2)",
+    )
+    assert len(read_battles(path, include_excluded=True)) == 4
+    both = read_battles(path, include_excluded=True, include_named=True)
+    assert len(both) == 5 and both.notes == ()
+
+
 def test_numeric_judges_are_read_as_identifiers(tmp_path: Path) -> None:
     recs = [dict(RECORDS[0], judge=17), dict(RECORDS[1], judge="17"), dict(RECORDS[2], judge=3)]
     b = read_battles(_write_jsonl(tmp_path / "n.jsonl", recs))

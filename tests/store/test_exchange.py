@@ -74,8 +74,11 @@ def test_export_records_in_clean_battle_shape(populated: Engine, tmp_path: Path)
     assert first["conversation_b"][1] == {"role": "assistant", "content": "Four."}
     assert recs[2]["exclusion"] == "rate_limited" and recs[2]["conversation_a"] == []
     assert recs[2]["question_id"] == excluded  # no prompt: its own question
-    # Public tooling reads it: the ratings reader takes the file as it is.
-    assert len(read_battles(out, include_named=True)) == 3
+    # Public tooling reads it: the ratings reader takes the file as it is, and leaves out
+    # what the database leaves out unless asked.
+    assert len(read_battles(out, include_named=True, include_excluded=True)) == 3
+    kept = read_battles(out, include_named=True)
+    assert len(kept) == 2 and kept.notes == ("left out 1 excluded votes (rate_limited 1)",)
 
 
 def test_export_is_reproducible_and_since_filters(populated: Engine, tmp_path: Path) -> None:

@@ -101,6 +101,28 @@ def test_cli_ratings_from_the_database(
     assert {m["model"] for m in doc["models"]} == {"alpha", "beta", "gamma"}
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [[], ["--include-named"], ["--include-excluded"], ["--include-named", "--include-excluded"]],
+)
+def test_cli_ratings_of_an_export_match_the_database(
+    voted: Engine, tmp_path: Path, flags: list[str]
+) -> None:
+    url = voted.url.render_as_string(hide_password=False)
+    log = tmp_path / "battles.jsonl.gz"
+    assert main(["export", "battles", "--db", url, "--out", str(log)]) == 0
+    docs = []
+    for source in (["--db", url], [str(log)]):
+        out = tmp_path / "lb.json"
+        assert main(["ratings", *source, *flags, "--out", str(out), "--no-progress"]) == 0
+        docs.append(json.loads(out.read_text()))
+    from_db, from_file = docs
+    assert from_file["n_battles"] == from_db["n_battles"]
+    assert [(m["model"], m["rating"]) for m in from_file["models"]] == [
+        (m["model"], m["rating"]) for m in from_db["models"]
+    ]
+
+
 def test_cli_ratings_default_database_from_the_environment(
     voted: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
