@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
@@ -805,15 +804,11 @@ class Arena:
             return "identity_leak"
         cap = self.settings.duplicate_prompt_cap
         if cap > 0 and live.first_prompt:
-            qid = store.question_id_for(live.first_prompt)
-            with self.engine.connect() as conn:
-                earlier = conn.execute(
-                    text(
-                        "SELECT count(*) FROM vote WHERE question_id = :q AND battle_id != :b "
-                        "AND exclusion IS NULL"
-                    ),
-                    {"q": qid, "b": live.battle_id},
-                ).scalar_one()
+            earlier = store.counted_votes_on_question(
+                engine=self.engine,
+                question_id=store.question_id_for(live.first_prompt),
+                except_battle=live.battle_id,
+            )
             if earlier >= cap:
                 return "duplicate_prompt"
         return None

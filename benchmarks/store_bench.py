@@ -4,6 +4,7 @@ Measures, in one run, on SQLite (WAL, synchronous=FULL) and PostgreSQL:
 
 * sustained ``record_vote`` commits/s with 1, 2 and 8 writer processes (each vote is its own
   transaction, acknowledged only once durable: the path the app takes);
+* the app's per-vote duplicate-prompt count at that size, with its index and without;
 * seconds to load N votes (default 1M) into ``ratings.data.Battles`` arrays with
   ``battles_for_ratings``, against the naive baseline in the same run: one ORM object per
   row (``select(Vote)``), names looked up per row, arrays built from Python lists.
@@ -302,6 +303,7 @@ def bench_load(url: str, n: int, naive_n: int) -> dict[str, Any]:
             store.battles_for_ratings(engine=engine, with_clusters=False)
             bare.append(time.perf_counter() - t)
         out.update(fast_no_clusters_s=min(bare), fast_no_clusters_runs_s=bare)
+        out["question_lookup"] = bench_question_lookup(engine)
         if naive_n:
             if naive_n < n:  # the naive path on a prefix, scaled (it is linear)
                 with engine.begin() as conn:
@@ -320,6 +322,32 @@ def bench_load(url: str, n: int, naive_n: int) -> dict[str, Any]:
         return out
     finally:
         engine.dispose()
+
+
+def bench_question_lookup(engine: Engine, lookups: int = 200, baseline: int = 10) -> dict[str, Any]:
+    """The app's per-vote duplicate-prompt count, with ``ix_vote_question_id`` and without.
+
+    The baseline drops the index (then puts it back) in the same run: a full scan per vote.
+    """
+    rng = np.random.default_rng(1)
+
+    def per_lookup_ms(k: int) -> float:
+        qids = [f"q-{i}" for i in rng.integers(0, 20000, k)]
+        t = time.perf_counter()
+        for q in qids:
+            store.counted_votes_on_question(engine=engine, question_id=q, except_battle="-")
+        return (time.perf_counter() - t) / k * 1e3
+
+    indexed = per_lookup_ms(lookups)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_vote_question_id"))
+    try:
+        scan = per_lookup_ms(baseline)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE INDEX ix_vote_question_id ON vote (question_id)"))
+    return {"indexed_ms": indexed, "scan_ms": scan, "speedup": scan / indexed,
+            "lookups": lookups, "baseline_lookups": baseline}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ main
@@ -343,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write results here")
     args = p.parse_args(argv)
     backends = [b for b in args.backends.split(",") if b and not (args.no_pg and b != "sqlite")]
-    writers = [int(w) for w in args.writers.split(",")]
+    writers = [int(w) for w in args.writers.split(",") if w]  # "" skips the commit runs
     naive_n = args.load_votes if args.naive_votes is None else args.naive_votes
 
     results: dict[str, Any] = {
@@ -374,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{backend:10s} load {res['votes']} votes ({res['counted']} counted): "
                       f"{res['fast_s']:.2f} s fast; naive ORM {res.get('naive_scaled_s', 0):.1f} s"
                       f" -> {res.get('speedup', 0):.0f}x", flush=True)  # fmt: skip
+                q = res["question_lookup"]
+                print(f"{backend:10s} duplicate-prompt check per vote: "
+                      f"{q['indexed_ms']:.3f} ms indexed, {q['scan_ms']:.1f} ms by scan "
+                      f"({q['speedup']:.0f}x)", flush=True)  # fmt: skip
                 r["load"] = res
             results["backends"][backend] = r
     if args.json:

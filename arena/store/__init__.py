@@ -7,7 +7,7 @@ PostgreSQL with ``ARENA_DB_URL=postgresql+psycopg://...``.  Modules, one idea ea
 ``engine``     opening a database, SQLite pragmas, Alembic schema check and upgrade
 ``ops``        keyword-only write operations on an explicit session (one commit each)
 ``identity``   keyed-hash user keys and the secret behind them
-``reads``      votes -> ``ratings.data.Battles`` arrays, fast
+``reads``      votes -> ``ratings.data.Battles`` arrays, fast; per-vote lookups
 ``exchange``   ``clean_battle`` JSONL export and all-or-nothing import
 ``errors``     typed failures
 
@@ -78,7 +78,7 @@ from arena.store.ops import (
     set_status,
     upsert_model,
 )
-from arena.store.reads import battles_for_ratings
+from arena.store.reads import battles_for_ratings, counted_votes_on_question
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -117,6 +117,7 @@ __all__ = [
     "battle_model_names",
     "battles_for_ratings",
     "check_schema",
+    "counted_votes_on_question",
     "create_battle",
     "current_revision",
     "deprecate_model",

@@ -270,6 +270,7 @@ class Vote(VoteBase, table=True):
         CheckConstraint(_in("winner", WINNERS), name="ck_vote_winner"),
         CheckConstraint("model_a_id <> model_b_id", name="ck_vote_two_models"),
         Index("ix_vote_voted_at", "voted_at"),
+        Index("ix_vote_question_id", "question_id"),  # the duplicate-prompt check, per vote
     )
 
     id: int | None = Field(default=None, primary_key=True)

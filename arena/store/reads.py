@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from arena.store.engine import reader
 from arena.store.models import WINNERS
 from ratings.data import Battles
 
-__all__ = ["battles_for_ratings"]
+__all__ = ["battles_for_ratings", "counted_votes_on_question"]
 
 _OUTCOME_SQL = (
     "CASE winner " + " ".join(f"WHEN '{w}' THEN {code}" for code, w in enumerate(WINNERS)) + " END"
@@ -153,3 +154,29 @@ def _codes(values: list[str]) -> np.ndarray:
     """Dense integer codes of strings (pyarrow hashes in C; ~10x a Python dict)."""
     enc = pa.array(values, type=pa.string()).dictionary_encode()
     return np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def counted_votes_on_question(*, engine: Engine, question_id: str, except_battle: str) -> int:
+    """How many counted votes (no exclusion reason) other battles have on this question.
+
+    The app asks once per vote (the duplicate-prompt cap); ``ix_vote_question_id`` keeps it
+    an index lookup at any table size.
+
+    Parameters
+    ----------
+    engine
+        The store.
+    question_id
+        From :func:`arena.store.question_id_for`.
+    except_battle
+        The battle whose own vote is left out of the count.
+    """
+    with reader(engine).connect() as conn:
+        n = conn.execute(
+            text(
+                "SELECT count(*) FROM vote WHERE question_id = :q AND battle_id != :b "
+                "AND exclusion IS NULL"
+            ),
+            {"q": question_id, "b": except_battle},
+        ).scalar_one()
+    return int(n)

@@ -44,6 +44,25 @@ def test_upgrade_then_downgrade_to_empty(db_url: str) -> None:
         eng.dispose()
 
 
+def test_an_older_revision_is_refused_then_upgraded_in_place(db_url: str) -> None:
+    eng = store.open_engine(db_url, check=False)
+    try:
+        assert store.upgrade(eng, "0001") == "0001"
+        with eng.begin() as conn:
+            conn.execute(text("INSERT INTO model (backend, config_hash, name, created_at) "
+                              "VALUES ('openai', 'h', 'kept', CURRENT_TIMESTAMP)"))  # fmt: skip
+        with pytest.raises(store.SchemaOutOfDate, match="at schema revision 0001") as info:
+            store.check_schema(eng)
+        assert "arena db upgrade --db" in str(info.value)
+        assert store.upgrade(eng) == store.head_revision() != "0001"
+        with eng.connect() as conn:
+            indexes = {ix["name"] for ix in inspect(conn).get_indexes("vote")}
+            assert "ix_vote_question_id" in indexes
+            assert conn.execute(text("SELECT name FROM model")).scalars().all() == ["kept"]
+    finally:
+        eng.dispose()
+
+
 def test_refuses_empty_database_naming_the_fix(db_url: str) -> None:
     with pytest.raises(store.SchemaOutOfDate) as info:
         store.open_engine(db_url)
