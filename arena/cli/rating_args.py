@@ -31,6 +31,20 @@ def parse_anchor(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"anchor value {value!r} is not a number") from None
 
 
+_CLUSTER_ALIASES = {"judge": "judge", "user": "judge", "question_id": "question_id",
+                    "prompt": "question_id"}  # fmt: skip
+
+
+def _cluster_column(text: str) -> str:
+    """``--cluster-by`` value -> battle-log column (``user``/``prompt`` are aliases)."""
+    try:
+        return _CLUSTER_ALIASES[text]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice {text!r} (choose judge, question_id, or their aliases user, prompt)"
+        ) from None
+
+
 def add_source_arguments(p: argparse.ArgumentParser) -> None:
     """SOURCE (a battle file or a database URL) and the database options."""
     p.add_argument(
@@ -76,9 +90,11 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default 1000)")
     g.add_argument(
         "--cluster-by",
-        choices=("judge", "question_id"),
+        type=_cluster_column,
         default=None,
-        help="resample (bootstrap) or sum scores (sandwich) by voter or by prompt",
+        metavar="{judge,question_id}",
+        help="resample (bootstrap) or sum scores (sandwich) by voter (judge; alias user) or "
+        "by prompt (question_id; alias prompt)",
     )
     g.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     g.add_argument(

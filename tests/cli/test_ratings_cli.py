@@ -57,6 +57,24 @@ def test_exports_are_byte_identical_across_runs(log: Path, tmp_path: Path, fmt: 
     assert first.read_bytes() == second.read_bytes()
 
 
+@pytest.mark.parametrize(("alias", "column"), [("user", "judge"), ("prompt", "question_id")])
+def test_cluster_by_takes_the_design_names_as_aliases(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], alias: str, column: str
+) -> None:
+    docs = []
+    for value in (alias, column):
+        out = tmp_path / f"{value}.json"
+        assert main(["ratings", str(log), "--cluster-by", value, "--out", str(out),
+                     "--no-progress"]) == 0  # fmt: skip
+        docs.append(out.read_bytes())
+    assert docs[0] == docs[1]
+    assert json.loads(docs[0])["cluster_by"] == column
+    with pytest.raises(SystemExit) as info:
+        main(["ratings", str(log), "--cluster-by", "voter"])
+    assert info.value.code == 2
+    assert "invalid choice 'voter'" in capsys.readouterr().err
+
+
 def test_anchor_min_battles_and_elo(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ratings", str(log), "--anchor", "beta=1114", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
