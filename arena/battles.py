@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import random
 import time
@@ -765,6 +766,7 @@ class Arena:
             raise BattleRefused("not_ready", "Wait for both answers before voting.")
         try:
             self.vote_limit.hit(f"user:{user_key}")
+            await self._db(lambda: self._check_stored_votes(user_key))
         except RateLimited as exc:
             raise BattleRefused("rate_limited", str(exc)) from None
         try:
@@ -796,6 +798,17 @@ class Arena:
             except BattleRefused:
                 log.warning("battle %s: vote kept, exclusion %s not stored", battle_id, reason)
         return Reveal(battle_id, live.model_a, live.model_b, value)
+
+    def _check_stored_votes(self, user_key: str) -> None:
+        """The vote limit against the database: it holds across replicas and restarts."""
+        limit = self.vote_limit
+        if not limit.limit:
+            return
+        now = store.utcnow()
+        n, first = store.recent_votes_by(
+            engine=self.engine, user_key=user_key, since=now - dt.timedelta(seconds=limit.window_s)
+        )
+        limit.check_stored(n, None if first is None else (now - first).total_seconds())
 
     def _exclusion_for(self, live: _Live) -> str | None:
         """Why this (just committed) vote should not count, if it should not."""

@@ -96,8 +96,9 @@ class RateLimited(Exception):
 class RateLimiter:
     """Sliding-window limits per key: at most ``limit`` events in any ``window_s`` seconds.
 
-    Thread-safe and in memory (one app process).  Several replicas each enforce their own
-    window, so the effective limit is per replica; a sticky load balancer keeps a user on one.
+    Thread-safe and in memory (one app process): a restart or another replica starts with an
+    empty window.  The votes-per-day limit is also checked against the votes in the database
+    (:meth:`check_stored`), which every replica shares and a restart keeps.
 
     Parameters
     ----------
@@ -123,6 +124,33 @@ class RateLimiter:
         self._events: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
 
+    def refusal(self, wait_s: float) -> RateLimited:
+        """The error for a key over the limit, ``wait_s`` seconds before it is allowed again."""
+        return RateLimited(
+            f"Too many {self.what}: at most {self.limit} per "
+            f"{_PERIODS.get(self.window_s, _human(self.window_s))}. "
+            f"Try again in {_human(max(wait_s, 1.0))}.",
+            wait_s,
+        )
+
+    def check_stored(self, count: int, oldest_age_s: float | None) -> None:
+        """Apply the limit to events recorded elsewhere (e.g. votes in the database).
+
+        Parameters
+        ----------
+        count
+            Events of the key within the last ``window_s`` seconds.
+        oldest_age_s
+            Age of the oldest of them.
+
+        Raises
+        ------
+        RateLimited
+            When ``count`` already reaches the limit.
+        """
+        if self.limit and count >= self.limit:
+            raise self.refusal(self.window_s - (oldest_age_s or 0.0))
+
     def hit(self, *keys: str) -> None:
         """Count one event for every key, or raise without counting when any is over.
 
@@ -140,13 +168,7 @@ class RateLimiter:
                 while q and q[0] <= now - self.window_s:
                     q.popleft()
                 if len(q) >= self.limit:
-                    wait = q[0] + self.window_s - now
-                    raise RateLimited(
-                        f"Too many {self.what}: at most {self.limit} per "
-                        f"{_PERIODS.get(self.window_s, _human(self.window_s))}. "
-                        f"Try again in {_human(max(wait, 1.0))}.",
-                        wait,
-                    )
+                    raise self.refusal(q[0] + self.window_s - now)
             for key in keys:
                 self._events[key].append(now)
 

@@ -4,7 +4,8 @@ Measures, in one run, on SQLite (WAL, synchronous=FULL) and PostgreSQL:
 
 * sustained ``record_vote`` commits/s with 1, 2 and 8 writer processes (each vote is its own
   transaction, acknowledged only once durable: the path the app takes);
-* the app's per-vote duplicate-prompt count at that size, with its index and without;
+* the app's two per-vote lookups at that size (duplicate-prompt count, votes-per-day
+  count), with their indexes and without;
 * seconds to load N votes (default 1M) into ``ratings.data.Battles`` arrays with
   ``battles_for_ratings``, against the naive baseline in the same run: one ORM object per
   row (``select(Vote)``), names looked up per row, arrays built from Python lists.
@@ -303,7 +304,7 @@ def bench_load(url: str, n: int, naive_n: int) -> dict[str, Any]:
             store.battles_for_ratings(engine=engine, with_clusters=False)
             bare.append(time.perf_counter() - t)
         out.update(fast_no_clusters_s=min(bare), fast_no_clusters_runs_s=bare)
-        out["question_lookup"] = bench_question_lookup(engine)
+        out["vote_lookups"] = bench_vote_lookups(engine)
         if naive_n:
             if naive_n < n:  # the naive path on a prefix, scaled (it is linear)
                 with engine.begin() as conn:
@@ -324,30 +325,47 @@ def bench_load(url: str, n: int, naive_n: int) -> dict[str, Any]:
         engine.dispose()
 
 
-def bench_question_lookup(engine: Engine, lookups: int = 200, baseline: int = 10) -> dict[str, Any]:
-    """The app's per-vote duplicate-prompt count, with ``ix_vote_question_id`` and without.
+def bench_vote_lookups(engine: Engine, lookups: int = 200, baseline: int = 10) -> dict[str, Any]:
+    """The app's two per-vote lookups, with their indexes and without (the baseline).
 
-    The baseline drops the index (then puts it back) in the same run: a full scan per vote.
+    ``question``: the duplicate-prompt count (``ix_vote_question_id``); ``voter``: the
+    votes-per-day count (``ix_vote_judge_voted_at``).  The baseline drops the index, then
+    puts it back, in the same run: a full scan per vote.
     """
     rng = np.random.default_rng(1)
+    day = dt.timedelta(days=1)
+    # The bulk votes span 2024; a window ending mid-2024 holds some of each voter's votes.
+    until = dt.datetime(2024, 7, 1, tzinfo=dt.UTC)
 
-    def per_lookup_ms(k: int) -> float:
-        qids = [f"q-{i}" for i in rng.integers(0, 20000, k)]
-        t = time.perf_counter()
-        for q in qids:
-            store.counted_votes_on_question(engine=engine, question_id=q, except_battle="-")
-        return (time.perf_counter() - t) / k * 1e3
+    def question(i: int) -> None:
+        store.counted_votes_on_question(engine=engine, question_id=f"q-{i % 20000}",
+                                        except_battle="-")  # fmt: skip
 
-    indexed = per_lookup_ms(lookups)
-    with engine.begin() as conn:
-        conn.execute(text("DROP INDEX ix_vote_question_id"))
-    try:
-        scan = per_lookup_ms(baseline)
-    finally:
+    def voter(i: int) -> None:
+        store.recent_votes_by(engine=engine, user_key=f"judge-{i % 5000}", since=until - day)
+
+    cases = {"question": (question, "ix_vote_question_id", "vote (question_id)"),
+             "voter": (voter, "ix_vote_judge_voted_at", "vote (judge, voted_at)")}  # fmt: skip
+    out: dict[str, Any] = {"lookups": lookups, "baseline_lookups": baseline}
+    for name, (fn, index, columns) in cases.items():
+
+        def per_lookup_ms(k: int, fn: Any = fn) -> float:
+            picks = rng.integers(0, 1 << 30, k)
+            t = time.perf_counter()
+            for i in picks:
+                fn(int(i))
+            return (time.perf_counter() - t) / k * 1e3
+
+        indexed = per_lookup_ms(lookups)
         with engine.begin() as conn:
-            conn.execute(text("CREATE INDEX ix_vote_question_id ON vote (question_id)"))
-    return {"indexed_ms": indexed, "scan_ms": scan, "speedup": scan / indexed,
-            "lookups": lookups, "baseline_lookups": baseline}  # fmt: skip
+            conn.execute(text(f"DROP INDEX {index}"))
+        try:
+            scan = per_lookup_ms(baseline)
+        finally:
+            with engine.begin() as conn:
+                conn.execute(text(f"CREATE INDEX {index} ON {columns}"))
+        out[name] = {"indexed_ms": indexed, "scan_ms": scan, "speedup": scan / indexed}
+    return out
 
 
 # ------------------------------------------------------------------------------------ main
@@ -402,10 +420,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{backend:10s} load {res['votes']} votes ({res['counted']} counted): "
                       f"{res['fast_s']:.2f} s fast; naive ORM {res.get('naive_scaled_s', 0):.1f} s"
                       f" -> {res.get('speedup', 0):.0f}x", flush=True)  # fmt: skip
-                q = res["question_lookup"]
-                print(f"{backend:10s} duplicate-prompt check per vote: "
-                      f"{q['indexed_ms']:.3f} ms indexed, {q['scan_ms']:.1f} ms by scan "
-                      f"({q['speedup']:.0f}x)", flush=True)  # fmt: skip
+                for what in ("question", "voter"):
+                    q = res["vote_lookups"][what]
+                    print(f"{backend:10s} per-vote {what} lookup: {q['indexed_ms']:.3f} ms "
+                          f"indexed, {q['scan_ms']:.1f} ms by scan ({q['speedup']:.0f}x)",
+                          flush=True)  # fmt: skip
                 r["load"] = res
             results["backends"][backend] = r
     if args.json:

@@ -78,7 +78,7 @@ from arena.store.ops import (
     set_status,
     upsert_model,
 )
-from arena.store.reads import battles_for_ratings, counted_votes_on_question
+from arena.store.reads import battles_for_ratings, counted_votes_on_question, recent_votes_by
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -133,6 +133,7 @@ __all__ = [
     "open_engine",
     "question_id_for",
     "reader",
+    "recent_votes_by",
     "record_vote",
     "redact_url",
     "resolve_secret",

@@ -271,6 +271,7 @@ class Vote(VoteBase, table=True):
         CheckConstraint("model_a_id <> model_b_id", name="ck_vote_two_models"),
         Index("ix_vote_voted_at", "voted_at"),
         Index("ix_vote_question_id", "question_id"),  # the duplicate-prompt check, per vote
+        Index("ix_vote_judge_voted_at", "judge", "voted_at"),  # the votes-per-day limit
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -9,19 +9,22 @@ cursor hands back plain tuples, and each column goes to numpy through ``map(item
 
 from __future__ import annotations
 
+import datetime as dt
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlmodel import col
 
 from arena.store.engine import reader
-from arena.store.models import WINNERS
+from arena.store.models import WINNERS, Vote
 from ratings.data import Battles
 
-__all__ = ["battles_for_ratings", "counted_votes_on_question"]
+__all__ = ["battles_for_ratings", "counted_votes_on_question", "recent_votes_by"]
 
 _OUTCOME_SQL = (
     "CASE winner " + " ".join(f"WHEN '{w}' THEN {code}" for code, w in enumerate(WINNERS)) + " END"
@@ -180,3 +183,29 @@ def counted_votes_on_question(*, engine: Engine, question_id: str, except_battle
             {"q": question_id, "b": except_battle},
         ).scalar_one()
     return int(n)
+
+
+def recent_votes_by(
+    *, engine: Engine, user_key: str, since: dt.datetime
+) -> tuple[int, dt.datetime | None]:
+    """How many votes (counted or not) a voter cast after ``since``, and the earliest of them.
+
+    For the votes-per-day limit, so that it holds across app replicas and restarts;
+    ``ix_vote_judge_voted_at`` makes it an index range scan.
+
+    Parameters
+    ----------
+    engine
+        The store.
+    user_key
+        The voter's keyed hash (the ``judge`` column).
+    since
+        Timezone-aware start of the window.
+    """
+    voted_at = col(Vote.voted_at)
+    query = sa.select(sa.func.count(), sa.func.min(voted_at)).where(
+        col(Vote.judge) == user_key, voted_at > since
+    )
+    with reader(engine).connect() as conn:
+        n, first = conn.execute(query).one()
+    return int(n), first

@@ -318,6 +318,44 @@ def test_prompt_and_vote_rate_limits_refuse_with_a_clear_message(arena: Arena) -
     assert db_rows(arena, "SELECT count(*) FROM vote") == [(1,)]
 
 
+def test_the_daily_vote_limit_holds_across_replicas_and_restarts(arena: Arena) -> None:
+    """A second Arena on the same database (another replica, or the app after a restart)
+    starts with an empty in-memory window; the votes in the database still count."""
+    from arena.integrity import RateLimiter
+
+    replica = Arena.open(arena.settings, roster=arena.roster)
+    replica.policy = arena.policy
+    replica.backends = arena.backends  # the models are not what is tested here
+    for a in (arena, replica):
+        a.vote_limit = RateLimiter(2, 86400.0, "votes")
+    key = arena.user_key_for("10.0.0.9")
+
+    async def vote(a: Arena, user_key: str) -> str:
+        updates = await play(a, "Hello.", user_key=user_key)
+        bid = updates[-1].battle_id
+        await a.vote(owner=OWNER, user_key=user_key, battle_id=bid, winner="tie")
+        return bid
+
+    async def main() -> None:
+        await vote(arena, key)
+        await vote(arena, key)
+        with pytest.raises(BattleRefused) as refused:
+            await vote(replica, key)
+        assert refused.value.reason == "rate_limited"
+        assert "at most 2 per day" in str(refused.value)
+        assert "Try again in 24 hours" in str(refused.value)
+        await vote(replica, arena.user_key_for("10.0.0.10"))  # per voter
+
+    try:
+        run(main())
+    finally:
+        replica.engine.dispose()
+    assert db_rows(arena, "SELECT judge, count(*) FROM vote GROUP BY judge ORDER BY 2") == [
+        (arena.user_key_for("10.0.0.10"), 1),
+        (key, 2),
+    ]
+
+
 def test_identity_leak_and_duplicate_prompt_votes_are_kept_but_excluded(arena: Arena) -> None:
     from arena.integrity import LeakDetector
 
