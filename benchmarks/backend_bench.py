@@ -87,12 +87,7 @@ def direct_run(backend: TransformersBackend, prompt: str, max_new: int) -> dict[
     clock = _FirstTokenClock()
     c0 = time.process_time()
     t0 = time.perf_counter()
-    inputs = loaded.tokenizer.apply_chat_template(
-        backend.chat_messages(request),
-        add_generation_prompt=True,
-        return_tensors="pt",
-        return_dict=True,
-    ).to(loaded.device)
+    inputs = backend.encode(request)
     out = loaded.model.generate(**inputs, **backend.generation_kwargs(request), streamer=clock)
     _sync(loaded.device)
     total = time.perf_counter() - t0

@@ -116,6 +116,22 @@ class TransformersBackend(StreamingBackend):
         )
         return str(text)
 
+    def encode(self, request: GenerationRequest) -> Any:
+        """The conversation as ``model.generate`` inputs (chat template applied), on the device.
+
+        Raises
+        ------
+        RuntimeError
+            Before :meth:`load`.
+        """
+        loaded = self.loaded
+        return loaded.tokenizer.apply_chat_template(
+            self.chat_messages(request),
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        ).to(loaded.device)
+
     def generation_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         """Decoding arguments for ``model.generate`` from the roster entry.
 
@@ -149,12 +165,7 @@ class TransformersBackend(StreamingBackend):
     def _start(self, request: GenerationRequest, control: StreamControl) -> None:
         loaded = self.loaded
         try:
-            inputs = loaded.tokenizer.apply_chat_template(
-                self.chat_messages(request),
-                add_generation_prompt=True,
-                return_tensors="pt",
-                return_dict=True,
-            ).to(loaded.device)
+            inputs = self.encode(request)
             kwargs = self.generation_kwargs(request)
         except Exception as exc:
             raise ModelError(self._entry.name, f"chat template failed: {exc}") from exc
