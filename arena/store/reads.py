@@ -77,12 +77,18 @@ def battles_for_ratings(
         When no vote matches (the message names the database).
     """
     source = engine.url.render_as_string(hide_password=True)
-    where = []
-    if not include_named:
-        where.append("anony = TRUE" if engine.dialect.name != "sqlite" else "anony = 1")
-    if not include_excluded:
-        where.append("exclusion IS NULL")
-    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
+    true = "1" if engine.dialect.name == "sqlite" else "TRUE"
+
+    def where(table: str = "") -> str:
+        """The vote filter, its columns qualified with ``table`` when given."""
+        conds = []
+        if not include_named:
+            conds.append(f"{table}anony = {true}")
+        if not include_excluded:
+            conds.append(f"{table}exclusion IS NULL")
+        return f" WHERE {' AND '.join(conds)}" if conds else ""
+
+    where_sql = where()
     ts_col = _TSTAMP_SQL.get(engine.dialect.name)
     if ts_col is None:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise NotImplementedError(f"no ratings query for {engine.dialect.name}")
@@ -117,11 +123,10 @@ def battles_for_ratings(
         del rows
         weight = None
         if reweight and n:
-            vwhere = where_sql.replace("anony", "v.anony").replace("exclusion", "v.exclusion")
             prob = _fetch(
                 conn,
                 "SELECT b.pair_probability FROM vote v JOIN battle b ON b.id = v.battle_id"
-                f"{vwhere} ORDER BY v.id",
+                f"{where('v.')} ORDER BY v.id",
             )
             p = np.array([r[0] if r[0] is not None else np.nan for r in prob], dtype=float)
             known = np.isfinite(p) & (p > 0)
