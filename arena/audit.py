@@ -23,8 +23,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from arena import store
-from arena.integrity import voter_z_scores
-from ratings import BattleDataError, Battles, RatingOptions, compute_leaderboard, read_battles
+from arena.integrity import fitted_z_scores
+from ratings import (
+    BattleDataError,
+    Battles,
+    Leaderboard,
+    RatingOptions,
+    compute_leaderboard,
+    read_battles,
+)
 from ratings.readers import detect_format
 
 __all__ = ["AuditReport", "FlaggedVoter", "audit_database", "audit_log", "format_report"]
@@ -60,20 +67,10 @@ class AuditReport:
 
 
 def _flag(
-    battles: Battles, judge_labels: np.ndarray, min_votes: int, z_threshold: float
+    battles: Battles, lb: Leaderboard, judge_labels: np.ndarray, min_votes: int, z_threshold: float
 ) -> list[FlaggedVoter]:
-    lb = compute_leaderboard(battles, RatingOptions(ci="none"))
-    by_name = {r.model: r.rating for r in lb.rows}
-    rating = np.array([by_name.get(m, 1000.0) for m in battles.models])
-    _, codes = np.unique(judge_labels, return_inverse=True)
-    labels = np.unique(judge_labels)
-    n, agree, exp, z = voter_z_scores(
-        judge=codes.reshape(-1).astype(np.int64),
-        a=battles.a,
-        b=battles.b,
-        outcome=battles.outcome,
-        rating=rating,
-    )
+    labels, codes = np.unique(judge_labels, return_inverse=True)
+    n, agree, exp, z = fitted_z_scores(battles, codes.reshape(-1).astype(np.int64), lb)
     hits = np.flatnonzero((n >= min_votes) & (z <= z_threshold))
     out = [
         FlaggedVoter(str(labels[c]), int(n[c]), float(agree[c]), float(exp[c]), float(z[c]))
@@ -82,9 +79,9 @@ def _flag(
     return sorted(out, key=lambda f: f.z)
 
 
-def _components(battles: Battles) -> list[list[str]]:
-    lb = compute_leaderboard(battles, RatingOptions(ci="none"))
-    return [list(c) for c in lb.components]
+def _fit(battles: Battles) -> Leaderboard:
+    """The point fit both the anomaly test and the connectivity report use."""
+    return compute_leaderboard(battles, RatingOptions(ci="none"))
 
 
 def _exposure_uniform(battles: Battles) -> list[tuple[str, int, float]]:
@@ -190,10 +187,11 @@ def audit_database(
         bt = Battles.from_columns(
             [v[1] for v in counted], [v[2] for v in counted], [v[3] for v in counted]
         )
+        lb = _fit(bt)
         report.flagged = _flag(
-            bt, np.array([v[0] for v in counted], dtype=object), min_votes, z_threshold
+            bt, lb, np.array([v[0] for v in counted], dtype=object), min_votes, z_threshold
         )
-        report.components = _components(bt)
+        report.components = [list(c) for c in lb.components]
     return report
 
 
@@ -256,10 +254,11 @@ def audit_log(path: str | Path, *, min_votes: int = 20, z_threshold: float = -4.
         )
     report.exposure = _exposure_uniform(battles)
     report.exposure_basis = "observed / expected under uniform pairs (a log has no policy)"
+    lb = _fit(battles)
     judges = _read_column(p, "judge", len(battles))
     if len(judges) == len(battles):
-        report.flagged = _flag(battles, judges, min_votes, z_threshold)
-    report.components = _components(battles)
+        report.flagged = _flag(battles, lb, judges, min_votes, z_threshold)
+    report.components = [list(c) for c in lb.components]
     return report
 
 

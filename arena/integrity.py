@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from arena.roster import Roster
-from ratings import Battles, RatingOptions, compute_leaderboard
+from ratings import Battles, Leaderboard, RatingOptions, compute_leaderboard
 from ratings.data import WINNER_VALUES as WINNER_ORDER
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "RateLimiter",
     "VoterScore",
     "client_address",
+    "fitted_z_scores",
     "flagged_voter_mask",
     "score_voters",
     "voter_z_scores",
@@ -376,6 +377,31 @@ def score_voters(
     return out
 
 
+def fitted_z_scores(
+    battles: Battles, judge: npt.NDArray[np.int64], lb: Leaderboard | None = None
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]
+]:
+    """:func:`voter_z_scores` against a Bradley-Terry fit on the same battles.
+
+    Parameters
+    ----------
+    battles
+        The votes.
+    judge
+        Voter code per battle.
+    lb
+        That fit when the caller already has it (``ci="none"`` is enough); else computed.
+    """
+    if lb is None:
+        lb = compute_leaderboard(battles, RatingOptions(ci="none"))
+    by_name = {r.model: r.rating for r in lb.rows}
+    rating = np.array([by_name.get(m, 1000.0) for m in battles.models])
+    return voter_z_scores(
+        judge=judge, a=battles.a, b=battles.b, outcome=battles.outcome, rating=rating
+    )
+
+
 def flagged_voter_mask(
     battles: Battles, *, min_votes: int = 20, z_threshold: float = -4.0
 ) -> tuple[npt.NDArray[np.bool_], int]:
@@ -404,12 +430,7 @@ def flagged_voter_mask(
     """
     if "judge" not in battles.clusters:
         raise ValueError("--exclude-flagged needs a judge (voter) column in the battles")
-    lb = compute_leaderboard(battles, RatingOptions(ci="none"))
-    by_name = {r.model: r.rating for r in lb.rows}
-    rating = np.array([by_name.get(m, 1000.0) for m in battles.models])
     judge = battles.clusters["judge"]
-    n, _, _, z = voter_z_scores(
-        judge=judge, a=battles.a, b=battles.b, outcome=battles.outcome, rating=rating
-    )
+    n, _, _, z = fitted_z_scores(battles, judge)
     flagged = (n >= min_votes) & (z <= z_threshold)
     return ~flagged[judge], int(flagged.sum())
