@@ -8,6 +8,7 @@ deferred (read-only) transaction, which on SQLite WAL never waits for writers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -53,6 +54,13 @@ class StandingsSnapshot:
     computed_at: float
     ci_figure: Figure | None = None
     heatmap_figure: Figure | None = None
+    deprecated_rows: frozenset[int] = frozenset()  # indices into rows
+
+    def shown_rows(self, include_deprecated: bool = True) -> list[list[Any]]:
+        """The table rows, optionally without deprecated models."""
+        if include_deprecated:
+            return self.rows
+        return [r for i, r in enumerate(self.rows) if i not in self.deprecated_rows]
 
 
 class Standings:
@@ -123,14 +131,7 @@ class Standings:
         """Make the next :meth:`get` recompute (used after imports and in tests)."""
         with self._lock:
             if self._snapshot is not None:
-                self._snapshot = StandingsSnapshot(
-                    self._snapshot.rows,
-                    self._snapshot.note,
-                    self._snapshot.n_battles,
-                    float("-inf"),
-                    self._snapshot.ci_figure,
-                    self._snapshot.heatmap_figure,
-                )
+                self._snapshot = dataclasses.replace(self._snapshot, computed_at=float("-inf"))
 
     def _refresh(self) -> None:
         try:
@@ -194,7 +195,7 @@ class Standings:
                     "" if open_w is None else ("yes" if open_w else "no"),
                 ]
             )
-        deprecated_rows = sorted(deprecated & {r.model for r in lb.rows})
+        deprecated_rows = [i for i, r in enumerate(lb.rows) if r.model in deprecated]
         note = (
             f"Bradley-Terry ratings from {lb.n_battles:,} counted anonymous votes (ties count "
             "half a win each side; mean rating 1000), 95% sandwich confidence intervals. "
@@ -206,10 +207,8 @@ class Standings:
                 f"({', '.join(preliminary)})."
             )
         if deprecated_rows:
-            note += (
-                f" Deprecated models ({', '.join(deprecated_rows)}) are no longer served; "
-                "their battles still count."
-            )
+            gone = ", ".join(sorted(lb.rows[i].model for i in deprecated_rows))
+            note += f" Deprecated models ({gone}) are no longer served; their battles still count."
         for w in lb.warnings:
             note += f" Warning: {w}"
         return StandingsSnapshot(
@@ -219,4 +218,5 @@ class Standings:
             started,
             rating_ci_plot(lb),
             win_rate_heatmap(lb),
+            frozenset(deprecated_rows),
         )

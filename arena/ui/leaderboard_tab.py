@@ -29,7 +29,7 @@ def build_leaderboard_tab(standings: Standings) -> tuple[Any, list[Any]]:
     def load(show: bool = True) -> list[Any]:
         # wait=True: a refresh that is due finishes first; one that is not due costs nothing.
         snap = standings.get(wait=True)
-        rows = [r for r in snap.rows if show or not str(r[2]).endswith("(deprecated)")]
+        rows = snap.shown_rows(include_deprecated=show)
         return [
             snap.note,
             gr.Dataframe(value=rows or None, headers=list(COLUMNS)),

@@ -87,6 +87,7 @@ def test_deprecation_is_an_event_and_the_leaderboard_marks_it(arena: Arena) -> N
     names = {r[2] for r in snap.rows}
     assert names == {"alpha-greedy (deprecated)", "beta-concise"}
     assert "Deprecated models (alpha-greedy)" in snap.note and snap.n_battles == 1
+    assert [r[2] for r in snap.shown_rows(include_deprecated=False)] == ["beta-concise"]
     with arena.engine.connect() as conn:
         kinds = (
             conn.execute(
