@@ -50,16 +50,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from arena.audit import audit_database, audit_log, format_report
+    from arena.cli.rating_args import database_url
     from arena.config import Settings
     from ratings import BattleDataError
 
-    if args.source and args.db is not None:
-        return fail("give either SOURCE or --db, not both")
-    url = args.db if args.db is not None else None
-    if url is None and args.source and "://" in args.source:
-        url = args.source
-    if url is None and not args.source:
-        return fail("no SOURCE given (a battle log, a database URL, or --db)")
+    try:
+        url = database_url(args)
+    except BattleDataError as exc:
+        return fail(str(exc))
     if url is None and args.apply:
         return fail("--apply changes a database; a log file cannot be changed")
     try:

@@ -13,6 +13,7 @@ from ratings.leaderboard import CI_METHODS, METHODS
 __all__ = [
     "add_rating_arguments",
     "add_source_arguments",
+    "database_url",
     "load_battles",
     "options_from_args",
     "parse_anchor",
@@ -154,8 +155,23 @@ def options_from_args(args: argparse.Namespace) -> RatingOptions:
     )
 
 
-def _is_url(text: str) -> bool:
-    return "://" in text
+def database_url(args: argparse.Namespace) -> str | None:
+    """The database SOURCE / ``--db`` names (``""``: the configured one), or None for a file.
+
+    Raises
+    ------
+    BattleDataError
+        Both SOURCE and ``--db``, or neither.
+    """
+    if args.source and args.db is not None:
+        raise BattleDataError("arguments", "give either SOURCE or --db, not both")
+    if args.db is not None:
+        return str(args.db)
+    if not args.source:
+        raise BattleDataError(
+            "arguments", "no SOURCE given (a battle file, a database URL, or --db)"
+        )
+    return str(args.source) if "://" in args.source else None
 
 
 def load_battles(args: argparse.Namespace) -> Battles:
@@ -166,16 +182,8 @@ def load_battles(args: argparse.Namespace) -> Battles:
     BattleDataError
         Bad or missing input (the message names where).
     """
-    if args.source and args.db is not None:
-        raise BattleDataError("arguments", "give either SOURCE or --db, not both")
-    url = None
-    if args.db is not None:
-        url = args.db
-    elif args.source and _is_url(args.source):
-        url = args.source
+    url = database_url(args)
     if url is None:
-        if not args.source:
-            raise BattleDataError("arguments", "no SOURCE given (a battle file, or --db)")
         if getattr(args, "reweight", False):
             raise BattleDataError(
                 args.source,
