@@ -14,7 +14,9 @@ Flow of one anonymous battle::
     reveal = await arena.vote(owner=..., user_key=..., battle_id=..., winner="model_a")
 
 ``owner`` is the browser session (one tab); ``user_key`` is the keyed hash of the voter's
-address, stored with the battle.  Both must match for a vote.
+address, stored with the battle.  Both must match for every action on a live battle (a
+follow-up, regenerate, stop or vote): someone who learns a session hash cannot act on
+another voter's battle from another address.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import difflib
 import logging
+import math
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +39,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from arena import store
 from arena.backends import (
     Backend,
+    BackendBusy,
     BackendError,
     BackendTimeout,
     BackendUnreachable,
@@ -81,6 +86,8 @@ _FAILURE_TEXT = {
     GenerationCancelled.kind: "Stopped.",
 }
 _GENERIC_FAILURE = "This model failed to answer."
+# Two answers at least this similar count as "the same answer again" after a Regenerate.
+_REPEAT_SIMILARITY = 0.9
 # Longest time text waits before it is sent on (at most ~1/_FRAME_S updates per second).
 _FRAME_S = 0.05
 # Live battles nobody touched for this long are forgotten (their rows stay in the database).
@@ -173,6 +180,10 @@ class _Live:
     stop_requested: bool = False
     first_prompt: str = ""
     leaked: set[str] = field(default_factory=set)
+    # A Regenerate gave the same answer again on a side: that side decodes deterministically,
+    # which tells the voter which roster entry it is (issue 11); the vote must not count.
+    repeat_revealed: bool = False
+    address_key: str = ""
     busy: bool = False
     touched: float = field(default_factory=time.monotonic)
 
@@ -240,6 +251,8 @@ class Arena:
         self._secret = secret
         self._rng = rng or random.SystemRandom()
         self._live: dict[str, _Live] = {}
+        # Battles being answered right now, per voter and per address (see _reserve).
+        self._answering: dict[str, int] = {}
         # The user key is the keyed hash of the client address, so a limit per user key is
         # also the limit per address (behind a trusted proxy: per forwarded address).
         self.prompt_limit = RateLimiter(settings.prompts_per_minute, 60.0, "prompts")
@@ -356,12 +369,15 @@ class Arena:
             )
         return text
 
-    def _get_live(self, owner: str, battle_id: str) -> _Live:
+    def _get_live(self, owner: str, user_key: str, battle_id: str) -> _Live:
         live = self._live.get(battle_id) if isinstance(battle_id, str) else None
         if live is None:
             raise BattleRefused("not_found", "This battle is no longer active. Start a new round.")
-        if live.owner != owner:
+        if live.owner != owner or live.user_key != user_key:
             # Same wording as "not found": a foreign battle's existence is not disclosed.
+            # Both keys: a session hash alone (which leaks through logs and shared links)
+            # must not let another address continue, stop or vote on the battle.
+            log.info("battle %s: refused an action from another session or voter", battle_id)
             raise BattleRefused("not_found", "This battle is no longer active. Start a new round.")
         live.touched = time.monotonic()
         return live
@@ -420,6 +436,7 @@ class Arena:
         battle_id: str | None = None,
         mode: str = "anony",
         models: tuple[str, str] | None = None,
+        address_key: str | None = None,
     ) -> AsyncIterator[TurnUpdate]:
         """Send a prompt to both sides and stream their answers concurrently.
 
@@ -440,6 +457,9 @@ class Arena:
             ``anony`` or ``named`` (new battles only).
         models
             The two models of a named battle.
+        address_key
+            Keyed hash of the client address, when it differs from ``user_key``; the cap on
+            battles being answered at once applies to it as well.
 
         Yields
         ------
@@ -450,17 +470,11 @@ class Arena:
         ------
         BattleRefused
             Empty or over-long prompt, turn limit, unknown or foreign battle, a battle
-            that is not ready for another turn.
+            that is not ready for another turn, too many battles being answered at once.
         """
         text = self._check_prompt(prompt)
-        try:
-            self.prompt_limit.hit(f"user:{user_key}")
-        except RateLimited as exc:
-            raise BattleRefused("rate_limited", str(exc)) from None
-        if battle_id is None:
-            live = await self._create(owner=owner, user_key=user_key, mode=mode, models=models)
-        else:
-            live = self._get_live(owner, battle_id)
+        live = None if battle_id is None else self._get_live(owner, user_key, battle_id)
+        if live is not None:
             self._check_continuable(live)
             if live.turn >= self.settings.max_turns:
                 raise BattleRefused(
@@ -468,8 +482,48 @@ class Arena:
                     f"This battle reached its limit of {self.settings.max_turns} turns. "
                     "Vote, or start a new round.",
                 )
-        async for update in self._run_turn(live, text, replace_last=False):
-            yield update
+        with self._answering_slot(user_key, address_key or user_key):
+            try:
+                self.prompt_limit.hit(f"user:{user_key}")
+            except RateLimited as exc:
+                raise BattleRefused("rate_limited", str(exc)) from None
+            if live is None:
+                live = await self._create(owner=owner, user_key=user_key, mode=mode, models=models)
+                live.address_key = address_key or user_key
+            async for update in self._run_turn(live, text, replace_last=False):
+                yield update
+
+    @contextlib.contextmanager
+    def _answering_slot(self, user_key: str, address_key: str) -> Iterator[None]:
+        """Hold one of the voter's (and the address's) places for a battle being answered.
+
+        Without this cap one address opened 20 battles at once, well under its prompts per
+        minute, and held every model slot while other voters timed out (issue 11).  The check
+        and the count happen with no ``await`` between them, so concurrent starts cannot
+        slip past the cap together.
+        """
+        keys = [
+            (f"voter:{user_key}", self.settings.max_live_battles),
+            (f"address:{address_key}", self.settings.max_live_battles_per_address),
+        ]
+        for key, cap in keys:
+            if cap and self._answering.get(key, 0) >= cap:
+                raise BattleRefused(
+                    "too_many_live",
+                    f"You already have {cap} battle{'s' if cap != 1 else ''} being answered. "
+                    "Wait for the answers (or stop a battle), then try again.",
+                )
+        for key, _ in keys:
+            self._answering[key] = self._answering.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            for key, _ in keys:
+                left = self._answering[key] - 1
+                if left:
+                    self._answering[key] = left
+                else:
+                    del self._answering[key]
 
     async def regenerate(
         self, *, owner: str, user_key: str, battle_id: str
@@ -484,7 +538,7 @@ class Arena:
         BattleRefused
             Nothing to regenerate, turn limit, or the battle is not active.
         """
-        live = self._get_live(owner, battle_id)
+        live = self._get_live(owner, user_key, battle_id)
         self._check_continuable(live)
         if live.turn == 0:
             raise BattleRefused("nothing_to_regenerate", "There is no answer to regenerate.")
@@ -494,8 +548,9 @@ class Arena:
                 f"This battle reached its limit of {self.settings.max_turns} turns. "
                 "Vote, or start a new round.",
             )
-        async for update in self._run_turn(live, live.last_prompt, replace_last=True):
-            yield update
+        with self._answering_slot(user_key, live.address_key or user_key):
+            async for update in self._run_turn(live, live.last_prompt, replace_last=True):
+                yield update
 
     def _check_continuable(self, live: _Live) -> None:
         if live.busy:
@@ -536,8 +591,10 @@ class Arena:
             if live.status != "streaming":
                 await self._store(store.set_status, battle_id=live.battle_id, status="streaming")
                 live.status = "streaming"
+            previous: dict[str, str] = {}
             if replace_last:
                 for s in _SIDES:
+                    previous[s] = live.history[s][-1].content
                     del live.history[s][-2:]
             await self._store(
                 store.append_message,
@@ -552,7 +609,8 @@ class Arena:
             queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
             for s in _SIDES:
                 request = GenerationRequest(
-                    messages=(*live.history[s], ChatMessage("user", prompt))
+                    messages=(*live.history[s], ChatMessage("user", prompt)),
+                    client=live.user_key,
                 )
                 live.requests[s] = request.request_id
                 tasks.append(asyncio.create_task(self._pump(live.model(s), request, s, queue)))
@@ -613,12 +671,19 @@ class Arena:
                     error_reason=reason,
                 )
                 live.status = status
-                message = (
-                    "Generation stopped. This battle cannot be voted on; start a new round."
-                    if cancelled
-                    else "A model failed to answer, so this battle will not be counted. "
-                    "Start a new round."
-                )
+                busy = [e for s in failed if isinstance(e := runs[s].error, BackendBusy)]
+                if cancelled:
+                    message = (
+                        "Generation stopped. This battle cannot be voted on; start a new round."
+                    )
+                elif busy:
+                    wait = math.ceil(max(e.retry_after_s for e in busy))
+                    message = f"The arena is busy right now. Try again in {wait} s."
+                else:
+                    message = (
+                        "A model failed to answer, so this battle will not be counted. "
+                        "Start a new round."
+                    )
                 finished = True
                 yield snapshot(status, message)
                 return
@@ -640,6 +705,11 @@ class Arena:
                     [ChatMessage("user", prompt), ChatMessage("assistant", reply)]
                 )
                 live.leaked.update(self.leaks.find(reply))
+                if s in previous and _same_answer(previous[s], reply):
+                    live.repeat_revealed = True
+                    log.info(
+                        "battle %s: side %s repeated its answer on regenerate", live.battle_id, s
+                    )
             await self._store(store.set_status, battle_id=live.battle_id, status="ready")
             live.status = "ready"
             finished = True
@@ -696,7 +766,7 @@ class Arena:
         if request_id is not None:
             self.backends[live.model(side)].cancel(request_id)
 
-    async def stop(self, *, owner: str, battle_id: str, wait_s: float = 0.0) -> None:
+    async def stop(self, *, owner: str, user_key: str, battle_id: str, wait_s: float = 0.0) -> None:
         """Stop both generations of the current turn; the battle becomes ``abandoned``.
 
         Parameters
@@ -710,7 +780,7 @@ class Arena:
         BattleRefused
             Unknown or foreign battle.
         """
-        live = self._get_live(owner, battle_id)
+        live = self._get_live(owner, user_key, battle_id)
         live.stop_requested = True
         for s in _SIDES:
             self._cancel_side(live, s)
@@ -755,7 +825,7 @@ class Arena:
         value = VOTE_CHOICES.get(winner, winner)
         if value not in VOTE_CHOICES.values():
             raise BattleRefused("bad_vote", f"Unknown vote {winner!r}.")
-        live = self._get_live(owner, battle_id)
+        live = self._get_live(owner, user_key, battle_id)
         if live.status == "voted":
             raise BattleRefused("already_voted", "This battle already has your vote.")
         if live.status in ("error", "abandoned"):
@@ -815,6 +885,8 @@ class Arena:
         if live.leaked:
             log.info("battle %s: identity leak (%s)", live.battle_id, ", ".join(live.leaked))
             return "identity_leak"
+        if live.repeat_revealed:
+            return "regenerate_reveal"
         cap = self.settings.duplicate_prompt_cap
         if cap > 0 and live.first_prompt:
             earlier = store.counted_votes_on_question(
@@ -843,3 +915,19 @@ class Arena:
     def live_battles(self) -> int:
         """Number of battles held in memory (for health checks)."""
         return len(self._live)
+
+
+def _same_answer(before: str, after: str) -> bool:
+    """Whether a regenerated answer is (nearly) the previous one: deterministic decoding."""
+    a, b = " ".join(before.split()), " ".join(after.split())
+    if a == b:
+        return True
+    if not a or not b:
+        return False
+    m = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    # The cheap upper bounds first: most regenerated answers differ at a glance.
+    return (
+        m.real_quick_ratio() >= _REPEAT_SIMILARITY
+        and m.quick_ratio() >= _REPEAT_SIMILARITY
+        and m.ratio() >= _REPEAT_SIMILARITY
+    )

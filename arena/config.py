@@ -75,6 +75,23 @@ class Settings:
     generation_timeout_s: float = _setting(
         120.0, "Seconds a model may take for one reply before the battle is marked error."
     )
+    slot_wait_s: float = _setting(
+        20.0,
+        "Longest wait for a free model slot (max_concurrency) before a battle is refused as "
+        "busy, with a 'try again in N s'. The reply's own timeout starts after the wait.",
+    )
+    max_queued: int = _setting(
+        16,
+        "Most requests that may wait for one model's slots; more are refused at once as busy.",
+    )
+    max_live_battles: int = _setting(
+        2,
+        "Most battles one voter may have being answered at the same time (0: no cap).",
+    )
+    max_live_battles_per_address: int = _setting(
+        2,
+        "Most battles one client address may have being answered at the same time (0: no cap).",
+    )
     leaderboard_refresh_s: float = _setting(
         60.0, "Least seconds between two leaderboard recomputations in the app."
     )

@@ -9,6 +9,8 @@ Exclusion reasons (``vote.exclusion_reason``):
 ``identity_leak``      an answer named its own model, another roster model, or an organisation
 ``anomalous_voter``    the voter's votes disagree with the current fit far beyond chance
 ``duplicate_prompt``   the same first prompt was voted on more than the configured cap
+``regenerate_reveal``  a Regenerate gave the same answer again on a side, which shows the voter
+                       that side decodes deterministically and so which roster entry it is
 ``rate_limited``       (reserved) a vote beyond the per-user daily cap when enforced after the fact
 """
 
@@ -42,7 +44,13 @@ __all__ = [
     "voter_z_scores",
 ]
 
-EXCLUSION_REASONS = ("identity_leak", "anomalous_voter", "duplicate_prompt", "rate_limited")
+EXCLUSION_REASONS = (
+    "identity_leak",
+    "anomalous_voter",
+    "duplicate_prompt",
+    "regenerate_reveal",
+    "rate_limited",
+)
 
 
 # ------------------------------------------------------------------------------------------

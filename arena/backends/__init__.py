@@ -21,6 +21,7 @@ from arena.backends.base import (
     collect,
 )
 from arena.backends.errors import (
+    BackendBusy,
     BackendError,
     BackendTimeout,
     BackendUnreachable,
@@ -32,6 +33,7 @@ from arena.roster import RosterEntry
 
 __all__ = [
     "Backend",
+    "BackendBusy",
     "BackendError",
     "BackendTimeout",
     "BackendUnreachable",

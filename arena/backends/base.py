@@ -22,12 +22,11 @@ import contextlib
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from arena.backends.errors import BackendError, BackendTimeout, GenerationCancelled
+from arena.backends.errors import BackendBusy, BackendError, BackendTimeout, GenerationCancelled
 from arena.config import Settings
 from arena.roster import RosterEntry
 
@@ -68,11 +67,14 @@ class GenerationRequest:
         Optional cap below the roster entry's ``max_new_tokens`` (never raises it).
     request_id
         Handle for :meth:`Backend.cancel`; unique per in-flight request.
+    client
+        Who asks (the voter's key): concurrency slots are shared fairly across clients.
     """
 
     messages: tuple[ChatMessage, ...]
     max_new_tokens: int | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    client: str = ""
 
     def __post_init__(self) -> None:
         if not self.messages:
@@ -234,11 +236,24 @@ async def collect(backend: Backend, request: GenerationRequest) -> Reply:
     return Reply(text="".join(parts), stats=stats)
 
 
+@dataclass(frozen=True)
+class _Ticket:
+    client: str
+    seq: int
+    future: asyncio.Future[None] | None  # None: the slot was free and is already held
+
+
 class SlotLimiter:
-    """A counting semaphore usable from any event loop and released from any thread.
+    """A fair counting semaphore usable from any event loop and released from any thread.
 
     ``asyncio.Semaphore`` binds to one loop and must be released on it; generation threads
     finish off-loop, and tests (or a CLI) may drive one backend from several loops.
+
+    Fairness: every acquisition names a *client* (the voter).  A freed slot goes to the
+    waiter whose client holds the fewest slots right now; among equals, to the client served
+    longest ago (never served comes first); then the oldest waiter.  So one voter's backlog
+    never sits in front of another voter's first request, and two backlogs take turns.
+    First come, first served let one address with 20 battles starve everyone else (issue 11).
     """
 
     def __init__(self, limit: int) -> None:
@@ -246,50 +261,103 @@ class SlotLimiter:
             raise ValueError(f"limit must be >= 1, got {limit}")
         self.limit = limit
         self._in_use = 0
+        self._held: dict[str, int] = {}
+        self._last_grant: dict[str, int] = {}  # client -> grant number (only while active)
+        self._grants = 0
+        self._seq = 0
         self._lock = threading.Lock()
-        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+        # seq -> (client, loop, future); dicts keep insertion (= arrival) order.
+        self._waiters: dict[int, tuple[str, asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
 
     @property
     def in_use(self) -> int:
         """Slots currently held."""
         return self._in_use
 
-    async def acquire(self) -> None:
-        """Wait for a free slot (first come, first served)."""
+    @property
+    def waiting(self) -> int:
+        """Acquisitions waiting for a slot."""
+        return len(self._waiters)
+
+    def held_by(self, client: str) -> int:
+        """Slots currently held by ``client``."""
+        return self._held.get(client, 0)
+
+    def _take(self, client: str) -> None:  # caller holds the lock
+        self._in_use += 1
+        self._held[client] = self._held.get(client, 0) + 1
+        self._grants += 1
+        self._last_grant[client] = self._grants
+
+    def _priority(self, seq: int) -> tuple[int, int, int]:  # caller holds the lock
+        client = self._waiters[seq][0]
+        return (self._held.get(client, 0), self._last_grant.get(client, 0), seq)
+
+    async def acquire(self, client: str = "") -> None:
+        """Wait for a free slot (fair across clients; see the class docstring).
+
+        Parameters
+        ----------
+        client
+            Who the slot is for; :meth:`release` must name the same client.
+        """
+        await self.wait(self.enqueue(client))
+
+    def enqueue(self, client: str = "") -> _Ticket:
+        """Take a free slot now, or join the queue; :meth:`wait` then waits for the turn.
+
+        Synchronous, so that :attr:`waiting` counts a burst of requests at once.
+        """
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._in_use < self.limit and not self._waiters:
-                self._in_use += 1
-                return
+                self._take(client)
+                return _Ticket(client, 0, None)
             fut: asyncio.Future[None] = loop.create_future()
-            self._waiters.append((loop, fut))
+            self._seq += 1
+            self._waiters[self._seq] = (client, loop, fut)
+            return _Ticket(client, self._seq, fut)
+
+    async def wait(self, ticket: _Ticket) -> None:
+        """Wait until the ticket's slot is handed over (at once if it was free)."""
+        fut = ticket.future
+        if fut is None:
+            return
         try:
             await fut
         except BaseException:
             with self._lock:
-                if (loop, fut) in self._waiters:
-                    self._waiters.remove((loop, fut))
+                if self._waiters.pop(ticket.seq, None) is not None:
                     raise
             # The slot was handed over just as we gave up: pass it on.
             if fut.done() and not fut.cancelled():
-                self.release()
+                self.release(ticket.client)
             raise
 
-    def release(self) -> None:
-        """Free a slot, handing it straight to the oldest waiter if there is one."""
+    def release(self, client: str = "") -> None:
+        """Free ``client``'s slot, handing it straight to the fairest waiter if there is one."""
         with self._lock:
+            self._in_use -= 1
+            left = self._held.get(client, 0) - 1
+            if left > 0:
+                self._held[client] = left
+            else:
+                self._held.pop(client, None)
+                if all(w[0] != client for w in self._waiters.values()):
+                    self._last_grant.pop(client, None)  # gone: forget it (bounded memory)
             if not self._waiters:
-                self._in_use -= 1
                 return
-            loop, fut = self._waiters.popleft()
+            seq = min(self._waiters, key=self._priority)
+            waiter, loop, fut = self._waiters.pop(seq)
+            self._take(waiter)  # reserved for the waiter before anyone else can grab it
         try:
-            loop.call_soon_threadsafe(self._hand_over, fut)
+            loop.call_soon_threadsafe(self._hand_over, fut, waiter)
         except RuntimeError:  # that waiter's loop is closed: give the slot to the next one
-            self.release()
+            self.release(waiter)
 
-    def _hand_over(self, fut: asyncio.Future[None]) -> None:
+    def _hand_over(self, fut: asyncio.Future[None], client: str) -> None:
         if fut.done():  # the waiter was cancelled meanwhile
-            self.release()
+            self.release(client)
         else:
             fut.set_result(None)
 
@@ -321,12 +389,14 @@ class StreamControl:
 
     Producers call :meth:`post` from any thread; :attr:`stop` is set when the consumer is
     gone, the deadline passed or the request was cancelled, and producers must then stop
-    promptly.
+    promptly.  :attr:`deadline` (``time.monotonic()``) is first the end of the wait for a
+    slot, then, once generation starts, the end of the reply.
     """
 
     request_id: str
     loop: asyncio.AbstractEventLoop
     deadline: float
+    client: str = ""
     queue: asyncio.Queue[_QueueItem] = field(default_factory=asyncio.Queue)
     stop: threading.Event = field(default_factory=threading.Event)
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -363,7 +433,12 @@ class StreamingBackend(abc.ABC):
 
     Subclasses implement :meth:`load` and :meth:`_start`, which must start a producer that
     posts to the :class:`StreamControl`, watches ``control.stop``, and calls
-    ``self._slots.release()`` exactly once when it has stopped using the model.
+    ``self._slots.release(control.client)`` exactly once when it has stopped using the model.
+
+    Two clocks: a request waits at most ``Settings.slot_wait_s`` for a concurrency slot (and
+    is refused at once when ``Settings.max_queued`` requests already wait), then the reply
+    has :attr:`timeout_s` from the moment generation starts.  Time in the queue never eats
+    into the reply's time (issue 11: a flood of battles made every reply time out).
     """
 
     def __init__(self, entry: RosterEntry, *, settings: Settings) -> None:
@@ -371,6 +446,10 @@ class StreamingBackend(abc.ABC):
         self._settings = settings
         self._timeout_s = entry.timeout_s or settings.generation_timeout_s
         self._slots = SlotLimiter(entry.max_concurrency)
+        self._slot_wait_s = settings.slot_wait_s
+        self._max_queued = settings.max_queued
+        # A running estimate of one reply's duration, for "try again in N s".
+        self._typical_reply_s = 10.0
         self._active: dict[str, StreamControl] = {}
         self._active_lock = threading.Lock()
 
@@ -445,7 +524,9 @@ class StreamingBackend(abc.ABC):
         Raises
         ------
         BackendTimeout
-            The reply (queueing included) took longer than :attr:`timeout_s`.
+            The reply took longer than :attr:`timeout_s` after generation started.
+        BackendBusy
+            No slot came free within ``slot_wait_s``, or too many requests already wait.
         BackendUnreachable
             The model server cannot be reached.
         ModelError
@@ -458,7 +539,10 @@ class StreamingBackend(abc.ABC):
         loop = asyncio.get_running_loop()
         t0 = time.monotonic()
         control = StreamControl(
-            request_id=request.request_id, loop=loop, deadline=t0 + self._timeout_s
+            request_id=request.request_id,
+            loop=loop,
+            deadline=t0 + self._slot_wait_s,
+            client=request.client,
         )
         with self._active_lock:
             if request.request_id in self._active:
@@ -468,13 +552,15 @@ class StreamingBackend(abc.ABC):
         started = False
         try:
             await self._acquire(control)
-            queued_s = time.monotonic() - t0
+            t_gen = time.monotonic()
+            queued_s = t_gen - t0
+            control.deadline = t_gen + self._timeout_s
             try:
                 self._start(request, control)
                 started = True
             finally:
                 if not started:
-                    self._slots.release()
+                    self._slots.release(control.client)
             ttft_s: float | None = None
             while True:
                 item = await self._next(control)
@@ -484,6 +570,9 @@ class StreamingBackend(abc.ABC):
                     yield TextDelta(item)
                 elif isinstance(item, _Done):
                     self._forget(request.request_id)
+                    self._typical_reply_s += 0.2 * (
+                        time.monotonic() - t_gen - self._typical_reply_s
+                    )
                     yield GenerationStats(
                         model=name,
                         completion_tokens=item.completion_tokens,
@@ -511,14 +600,17 @@ class StreamingBackend(abc.ABC):
 
     async def _acquire(self, control: StreamControl) -> None:
         name = self._entry.name
-        waiter = asyncio.ensure_future(self._slots.acquire())
+        slots = self._slots
+        if slots.waiting >= self._max_queued:
+            raise self._busy(f"{slots.waiting} requests already wait for a slot")
+        waiter = asyncio.ensure_future(slots.wait(slots.enqueue(control.client)))
         control.on_stop.append(waiter.cancel)
         try:
             async with asyncio.timeout_at(self._loop_deadline(control)):
                 await waiter
         except TimeoutError:
-            raise BackendTimeout(
-                name, f"no free slot (max_concurrency={self._slots.limit}) in {self._timeout_s}s"
+            raise self._busy(
+                f"no free slot (max_concurrency={slots.limit}) in {self._slot_wait_s:g}s"
             ) from None
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -528,8 +620,15 @@ class StreamingBackend(abc.ABC):
         finally:
             control.on_stop.remove(waiter.cancel)
         if control.stop.is_set():
-            self._slots.release()
+            slots.release(control.client)
             raise GenerationCancelled(name, "cancelled while queued")
+
+    def _busy(self, detail: str) -> BackendBusy:
+        # Roughly when a slot frees up: one typical reply per round of waiters ahead.
+        rounds = 1 + self._slots.waiting // self._slots.limit
+        return BackendBusy(
+            self._entry.name, detail, retry_after_s=max(5.0, rounds * self._typical_reply_s)
+        )
 
     async def _next(self, control: StreamControl) -> _QueueItem:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "BackendBusy",
     "BackendError",
     "BackendTimeout",
     "BackendUnreachable",
@@ -28,7 +29,8 @@ class BackendError(Exception):
     detail
         Human-readable explanation (for logs and operators, never shown inside a reply).
     kind
-        Stable machine label: ``timeout``, ``unreachable``, ``model_error`` or ``cancelled``.
+        Stable machine label: ``timeout``, ``busy``, ``unreachable``, ``model_error`` or
+        ``cancelled``.
     """
 
     kind: ClassVar[str] = "backend_error"
@@ -43,6 +45,22 @@ class BackendTimeout(BackendError):
     """The model took longer than its generation or read timeout."""
 
     kind: ClassVar[str] = "timeout"
+
+
+class BackendBusy(BackendError):
+    """No concurrency slot came free in time (or too many requests already wait for one).
+
+    Attributes
+    ----------
+    retry_after_s
+        A fair guess of when a slot will be free again, for the "try again in N s" message.
+    """
+
+    kind: ClassVar[str] = "busy"
+
+    def __init__(self, model: str, detail: str, *, retry_after_s: float) -> None:
+        super().__init__(model, detail)
+        self.retry_after_s = retry_after_s
 
 
 class BackendUnreachable(BackendError):

@@ -144,7 +144,7 @@ class OpenAIBackend(StreamingBackend):
         task = control.loop.create_task(self._produce(self.payload(request), control))
         # Closing the HTTP stream is how a client tells vLLM & co. to stop generating.
         control.on_stop.append(task.cancel)
-        task.add_done_callback(lambda _: self._slots.release())
+        task.add_done_callback(lambda _: self._slots.release(control.client))
 
     async def _produce(self, payload: dict[str, Any], control: StreamControl) -> None:
         name = self._entry.name

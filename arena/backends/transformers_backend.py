@@ -199,7 +199,7 @@ class TransformersBackend(StreamingBackend):
         finally:
             # Free the slot before the consumer hears the end, so that a caller that saw the
             # stats (or the error) can rely on the slot being free again.
-            self._slots.release()
+            self._slots.release(control.client)
         if outcome is not None:
             control.fail(outcome)
         elif stopper.reason == "deadline":

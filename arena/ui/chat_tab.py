@@ -207,7 +207,12 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
         try:
             # Returns once the stream has shown its own last status ("Stopped"), which this
             # reply then leaves alone.
-            await arena.stop(owner=owner_of(request), battle_id=bid, wait_s=_STOP_WAIT_S)
+            await arena.stop(
+                owner=owner_of(request),
+                user_key=user_key_of(arena, request),
+                battle_id=bid,
+                wait_s=_STOP_WAIT_S,
+            )
         except BattleRefused as exc:
             return f"⚠️ {exc}"
         return gr.skip()
@@ -218,7 +223,12 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             # land in the fresh round's panels after they are cleared.  (Already voted or
             # gone: nothing to abandon.)
             with contextlib.suppress(BattleRefused):
-                await arena.stop(owner=owner_of(request), battle_id=bid, wait_s=_STOP_WAIT_S)
+                await arena.stop(
+                    owner=owner_of(request),
+                    user_key=user_key_of(arena, request),
+                    battle_id=bid,
+                    wait_s=_STOP_WAIT_S,
+                )
         return [_heading("a"), _heading("b"), None, "", *votes(False), [], [], ""]
 
     if not named:
