@@ -266,7 +266,18 @@ def _varied(seed: int) -> Any:
     import random
 
     rng = random.Random(seed)
-    words = "river stone lamp orbit violet quartz maple ember cobalt harbor".split()
+    words = [
+        "river",
+        "stone",
+        "lamp",
+        "orbit",
+        "violet",
+        "quartz",
+        "maple",
+        "ember",
+        "cobalt",
+        "harbor",
+    ]
     return lambda request: Script(tuple(f" {rng.choice(words)}" for _ in range(12)))
 
 
