@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
 
 
-def build_app(tokens: int, delay: float) -> FastAPI:
+def build_app(tokens: int, delay: float, reply: str | None = None) -> FastAPI:
     app = FastAPI()
 
     @app.get("/v1/models")
@@ -39,6 +39,9 @@ def build_app(tokens: int, delay: float) -> FastAPI:
         seed = int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16)
         n = min(tokens, int(body.get("max_tokens") or tokens))
         words = [WORDS[(seed + i) % len(WORDS)] for i in range(n)]
+        if reply is not None:  # a fixed answer (tests of what the browser does with it)
+            words = reply.split(" ")
+            n = len(words)
         created = int(time.time())
         if not body.get("stream"):
             return JSONResponse(
@@ -97,9 +100,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tokens", type=int, default=24, help="words per reply (default 24)")
     parser.add_argument("--delay", type=float, default=0.01, help="seconds between chunks")
+    parser.add_argument("--reply", help="answer every request with this text instead")
     args = parser.parse_args()
     uvicorn.run(
-        build_app(args.tokens, args.delay), host=args.host, port=args.port, log_level="warning"
+        build_app(args.tokens, args.delay, args.reply),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
     )
 
 

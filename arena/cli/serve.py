@@ -94,10 +94,19 @@ def run(args: argparse.Namespace) -> int:
     demo.queue(default_concurrency_limit=settings.concurrency_limit)
     url = f"http://{settings.host}:{settings.port}"
     say(f"starting the web app on {url}")
+    from starlette.middleware import Middleware
+
+    from arena.ui.guard import GuardMiddleware
+
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
         show_error=False,
         footer_links=["api"],
+        # The arena has no file inputs: uploads are refused outright (GuardMiddleware), and
+        # any that slipped through would be over the size limit (build_app also sweeps
+        # Gradio's temporary files hourly).
+        max_file_size=0,
+        app_kwargs={"middleware": [Middleware(GuardMiddleware)]},
     )
     return 0

@@ -29,7 +29,9 @@ def build_app(arena: Arena, standings: Standings) -> gr.Blocks:
     -------
     gradio.Blocks
     """
-    with gr.Blocks(title="Arena") as demo:
+    # delete_cache: Gradio's temporary files (there should be none: uploads are refused) are
+    # swept every hour and removed on restart.
+    with gr.Blocks(title="Arena", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# ⚔️ Arena\nChat with two models side by side and vote for the better one.")
         with gr.Tabs():
             with gr.Tab("⚔️ Battle", id="battle"):

@@ -57,8 +57,11 @@ class StubServer:
 
 
 @contextlib.contextmanager
-def stub_server(workdir: Path, *, tokens: int, delay: float) -> Iterator[StubServer]:
-    """A streaming model server on a free loopback port: ``tokens`` words, ``delay`` s apart."""
+def stub_server(
+    workdir: Path, *, tokens: int, delay: float, reply: str | None = None
+) -> Iterator[StubServer]:
+    """A streaming model server on a free loopback port: ``tokens`` words, ``delay`` s apart
+    (or the fixed ``reply`` text, word by word)."""
     port = free_port()
     log_path = workdir / f"stub-{port}.log"
     with log_path.open("wb") as log:
@@ -72,6 +75,7 @@ def stub_server(workdir: Path, *, tokens: int, delay: float) -> Iterator[StubSer
                 str(tokens),
                 "--delay",
                 str(delay),
+                *(["--reply", reply] if reply is not None else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

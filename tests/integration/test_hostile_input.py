@@ -278,3 +278,41 @@ def test_lone_surrogates_in_the_prompt_are_refused_cleanly(app: App, escaped: by
         assert code == 200 and "not valid text" in rest, rest
         assert_clean(rest, app, may_name_models=api == "named_send")
     assert app.counts() == (battles, votes)
+
+
+# ------------------------------------------------------------------------------------------
+# uploads and security headers (issue 11, part 3)
+
+
+def _gradio_temp_files() -> set[str]:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    root = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+    return {str(p) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+@pytest.mark.parametrize("size", [30 * 1024 * 1024, 1024, 0])
+def test_anonymous_uploads_are_refused_and_nothing_is_kept(app: App, size: int) -> None:
+    import httpx
+
+    before = _gradio_temp_files()
+    payload = b"\x89PNG" + b"A" * max(size - 4, 0) if size else b""
+    with httpx.Client(base_url=app.url, timeout=60, trust_env=False) as http:
+        for path in ("/gradio_api/upload", "/gradio_api/upload/", "/upload"):
+            r = http.post(path, files={"files": ("x.png", payload, "image/png")})
+            assert r.status_code == 403, (path, r.status_code, r.text[:200])
+            assert "no file uploads" in r.text
+    assert _gradio_temp_files() - before == set(), "an upload was stored"
+
+
+def test_every_page_forbids_remote_images(app: App) -> None:
+    import httpx
+
+    with httpx.Client(base_url=app.url, timeout=30, trust_env=False) as http:
+        for path in ("/", "/gradio_api/info", "/config"):
+            r = http.get(path)
+            csp = r.headers.get("content-security-policy", "")
+            assert "img-src 'self' data: blob:" in csp, (path, csp)
+            assert r.headers.get("x-content-type-options") == "nosniff"
