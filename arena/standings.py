@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from matplotlib.figure import Figure
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from arena import store
+from arena.markup import escape_markdown
 from arena.roster import Roster
 from ratings import Leaderboard, RatingOptions, compute_leaderboard
 from ratings.data import BattleDataError
@@ -161,13 +161,7 @@ class Standings:
                 started,
             )
         lb = compute_leaderboard(battles, RatingOptions())
-        with self._engine.connect() as conn:
-            deprecated = {
-                str(r[0])
-                for r in conn.execute(
-                    text("SELECT name FROM model WHERE deprecated_at IS NOT NULL")
-                )
-            }
+        deprecated = store.deprecated_model_names(engine=self._engine)
         if self._on_refresh is not None:
             self._on_refresh(lb)
         rows: list[list[Any]] = []
@@ -204,13 +198,15 @@ class Standings:
         if preliminary:
             note += (
                 f" * Preliminary: fewer than {self._min_battles} battles "
-                f"({', '.join(preliminary)})."
+                f"({', '.join(escape_markdown(m) for m in preliminary)})."
             )
         if deprecated_rows:
-            gone = ", ".join(sorted(lb.rows[i].model for i in deprecated_rows))
+            gone = ", ".join(
+                escape_markdown(m) for m in sorted(lb.rows[i].model for i in deprecated_rows)
+            )
             note += f" Deprecated models ({gone}) are no longer served; their battles still count."
-        for w in lb.warnings:
-            note += f" Warning: {w}"
+        for w in lb.warnings:  # warnings quote model names
+            note += f" Warning: {escape_markdown(w)}"
         return StandingsSnapshot(
             rows,
             note,

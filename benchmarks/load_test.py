@@ -42,6 +42,13 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 REVEAL = re.compile(r"\*\*Model A: ([^*\"]+)\*\* · \*\*Model B: ([^*\"]+)\*\*")
+
+
+def _literal(json_markdown: str) -> str:
+    """A name as revealed: Markdown escapes (doubled by JSON) removed."""
+    return re.sub(r"\\\\(.)", r"\1", json_markdown)
+
+
 # A battle or vote slower than this counts as an error (a killed app leaves jobs hanging).
 STEP_TIMEOUT_S = 20.0
 WINNERS = {"a": "model_a", "b": "model_b", "tie": "tie", "bothbad": "tie (bothbad)"}
@@ -211,7 +218,7 @@ async def one_battle(
         stats.votes_acknowledged += 1
         stats.ttft.extend(ttft.values())
         stats.vote_ack.append(ack)
-        stats.acked.append((m.group(1), m.group(2), WINNERS[choice]))
+        stats.acked.append((_literal(m.group(1)), _literal(m.group(2)), WINNERS[choice]))
     return max(ttft.values()) if len(ttft) == 2 else None
 
 

@@ -78,7 +78,12 @@ from arena.store.ops import (
     set_status,
     upsert_model,
 )
-from arena.store.reads import battles_for_ratings, counted_votes_on_question, recent_votes_by
+from arena.store.reads import (
+    battles_for_ratings,
+    counted_votes_on_question,
+    deprecated_model_names,
+    recent_votes_by,
+)
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -121,6 +126,7 @@ __all__ = [
     "create_battle",
     "current_revision",
     "deprecate_model",
+    "deprecated_model_names",
     "export_battles",
     "get_battle",
     "get_vote",

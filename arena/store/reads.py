@@ -24,7 +24,12 @@ from arena.store.engine import reader
 from arena.store.models import WINNERS, Vote
 from ratings.data import Battles
 
-__all__ = ["battles_for_ratings", "counted_votes_on_question", "recent_votes_by"]
+__all__ = [
+    "battles_for_ratings",
+    "counted_votes_on_question",
+    "deprecated_model_names",
+    "recent_votes_by",
+]
 
 _OUTCOME_SQL = (
     "CASE winner " + " ".join(f"WHEN '{w}' THEN {code}" for code, w in enumerate(WINNERS)) + " END"
@@ -214,3 +219,20 @@ def recent_votes_by(
     with reader(engine).connect() as conn:
         n, first = conn.execute(query).one()
     return int(n), first
+
+
+def deprecated_model_names(*, engine: Engine) -> set[str]:
+    """Names of the models that are deprecated (no longer served; their votes still count).
+
+    Parameters
+    ----------
+    engine
+        The arena's database.
+
+    Returns
+    -------
+    set of str
+    """
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT name FROM model WHERE deprecated_at IS NOT NULL"))
+        return {str(r[0]) for r in rows}

@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from arena.battles import Arena, BattleRefused, TurnUpdate
+from arena.markup import escape_markdown
 from arena.ui.common import owner_of, render_side, user_key_of
 
 __all__ = ["build_chat_tab"]
@@ -39,7 +40,7 @@ def _status_line(update: TurnUpdate) -> str:
 
 def _heading(side: str, name: str | None = None) -> str:
     label = f"Model {side.upper()}"
-    return f"**{label}: {name}**" if name else f"**{label}**"
+    return f"**{label}: {escape_markdown(name)}**" if name else f"**{label}**"
 
 
 def build_chat_tab(arena: Arena, mode: str) -> None:
@@ -194,8 +195,9 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
                 _heading("a", reveal.model_a),
                 _heading("b", reveal.model_b),
                 None,
-                f"✅ Vote recorded. **Model A: {reveal.model_a}** · "
-                f"**Model B: {reveal.model_b}**. Type a new prompt to start another round.",
+                f"✅ Vote recorded. **Model A: {escape_markdown(reveal.model_a)}** · "
+                f"**Model B: {escape_markdown(reveal.model_b)}**. Type a new prompt to start "
+                "another round.",
                 *votes(False),
             ]
 

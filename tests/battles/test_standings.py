@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from arena.battles import Arena
 from arena.standings import COLUMNS, Standings
@@ -100,3 +101,66 @@ def test_deprecation_is_an_event_and_the_leaderboard_marks_it(arena: Arena) -> N
             .all()
         )
     assert kinds[-1] == "deprecated"
+
+
+def test_model_names_reach_the_leaderboard_note_as_literal_text(tmp_path: Path) -> None:
+    """A name imported from a log must not become HTML, a link or an image (issue 11)."""
+    from arena import store
+    from arena.markup import escape_markdown
+    from arena.roster import parse_roster
+
+    hostile = '<img src="http://127.0.0.1:9/x.png">'
+    link = "[Log in to vote](http://127.0.0.1:9/login)"
+    image = "![pixel](http://127.0.0.1:9/p.png)"
+    names = [hostile, link, image]
+    engine = store.open_engine(f"sqlite:///{tmp_path / 'a.db'}", create_if_empty=True)
+    with store.new_session(engine) as s:
+        for n in names:
+            store.upsert_model(session=s, name=n, backend="imported")
+        for i in range(6):
+            a, b = names[i % 3], names[(i + 1) % 3]
+            bid = store.create_battle(
+                session=s,
+                mode="anony",
+                model_a=a,
+                model_b=b,
+                user_key="k",
+                pair_probability=1 / 3,
+                policy_name="uniform",
+                policy_version="1",
+            ).id
+            store.append_message(session=s, battle_id=bid, turn=1, side="user", content="q")
+            for side in "ab":
+                store.append_message(session=s, battle_id=bid, turn=1, side=side, content="x")
+            store.set_status(session=s, battle_id=bid, status="ready")
+            store.record_vote(session=s, battle_id=bid, winner="model_a", user_key="k")
+        store.deprecate_model(session=s, name=hostile)
+    roster = parse_roster(
+        {"models": [{"name": "ok", "backend": "openai", "model": "x", "base_url": "http://h/v1"}]},
+        path=tmp_path / "r.toml",
+    )
+    snap = Standings(engine=engine, roster=roster, refresh_s=0, min_battles=50).get(wait=True)
+    assert snap.n_battles == 6
+    for raw in ("<img", "](http", "![", "<a "):
+        assert raw not in snap.note, raw
+    for n in names:  # each name is there, escaped, so a reader still sees it
+        assert escape_markdown(n) in snap.note
+
+
+def test_escape_markdown_renders_back_to_the_same_text() -> None:
+    from markdown_it import MarkdownIt
+
+    from arena.markup import escape_markdown
+
+    md = MarkdownIt("commonmark")
+    for text in [
+        '<img src="http://x/y">',
+        "![a](http://x/y.png)",
+        "[link](http://x)",
+        "**bold** _it_ `code` # h",
+        "a\\b|c~d>e",
+        "model-1.5 (chat) + extra",
+    ]:
+        html = md.render(escape_markdown(text))
+        assert "<img" not in html and "<a " not in html and "<strong>" not in html
+        assert "<em>" not in html and "<code>" not in html
