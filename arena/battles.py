@@ -184,6 +184,8 @@ class _Live:
     # which tells the voter which roster entry it is (issue 11); the vote must not count.
     repeat_revealed: bool = False
     address_key: str = ""
+    # Set while no turn is streaming; stop() waits on it instead of polling ``busy``.
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
     busy: bool = False
     touched: float = field(default_factory=time.monotonic)
 
@@ -582,6 +584,7 @@ class Arena:
         self, live: _Live, prompt: str, *, replace_last: bool
     ) -> AsyncIterator[TurnUpdate]:
         live.busy = True
+        live.idle = asyncio.Event()  # one per turn: an Event binds to the loop that waits
         live.stop_requested = False
         finished = False
         runs: dict[str, _SideRun] = {s: _SideRun() for s in _SIDES}
@@ -716,6 +719,7 @@ class Arena:
             yield snapshot("ready")
         finally:
             live.busy = False
+            live.idle.set()
             for t in tasks:
                 t.cancel()
             if not finished:
@@ -784,9 +788,9 @@ class Arena:
         live.stop_requested = True
         for s in _SIDES:
             self._cancel_side(live, s)
-        deadline = time.monotonic() + wait_s
-        while live.busy and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        if live.busy and wait_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(live.idle.wait(), wait_s)
         if not live.busy and live.status == "ready":
             await self._store(
                 store.set_status,
