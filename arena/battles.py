@@ -52,6 +52,15 @@ from arena.backends import (
 )
 from arena.config import Settings
 from arena.integrity import LeakDetector, RateLimited, RateLimiter
+from arena.lifecycle import (
+    BattleMode,
+    BattleRefused,
+    BattleStatus,
+    Exclusion,
+    Refusal,
+    Winner,
+    refuse,
+)
 from arena.roster import Roster, load_roster
 from arena.sampling import PairDraw, SamplingPolicy, make_policy
 from ratings import Leaderboard
@@ -71,11 +80,11 @@ Side = Literal["a", "b"]
 _SIDES: tuple[Side, Side] = ("a", "b")
 
 #: Vote buttons -> stored ``winner`` values (the LMSYS ``clean_battle`` vocabulary).
-VOTE_CHOICES: Mapping[str, str] = {
-    "a": "model_a",
-    "b": "model_b",
-    "tie": "tie",
-    "bothbad": "tie (bothbad)",
+VOTE_CHOICES: Mapping[str, Winner] = {
+    "a": Winner.MODEL_A,
+    "b": Winner.MODEL_B,
+    "tie": Winner.TIE,
+    "bothbad": Winner.BOTHBAD,
 }
 
 # What the user reads when a side fails.  Deliberately generic: the detail (which names the
@@ -92,21 +101,6 @@ _REPEAT_SIMILARITY = 0.9
 _FRAME_S = 0.05
 # Live battles nobody touched for this long are forgotten (their rows stay in the database).
 _IDLE_FORGET_S = 3600.0
-
-
-class BattleRefused(Exception):
-    """A request the arena refuses; ``str(exc)`` is safe to show the user (names no model).
-
-    Attributes
-    ----------
-    reason
-        Stable machine label (``empty_prompt``, ``prompt_too_long``, ``turn_limit``,
-        ``not_found``, ``foreign``, ``not_ready``, ``errored``, ``already_voted``, ...).
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -149,7 +143,7 @@ class TurnUpdate:
     @property
     def votable(self) -> bool:
         """Whether the vote buttons should be active."""
-        return self.status == "ready"
+        return self.status == BattleStatus.READY
 
 
 @dataclass(frozen=True)
@@ -174,7 +168,7 @@ class _Live:
     model_b: str
     history: dict[str, list[ChatMessage]] = field(default_factory=lambda: {"a": [], "b": []})
     turn: int = 0
-    status: str = "streaming"
+    status: str = BattleStatus.STREAMING
     last_prompt: str = ""
     requests: dict[str, str] = field(default_factory=dict)
     stop_requested: bool = False
@@ -353,34 +347,31 @@ class Arena:
 
     def _check_prompt(self, prompt: str) -> str:
         if not isinstance(prompt, str):
-            raise BattleRefused("bad_prompt", "The prompt must be text.")
+            raise refuse(Refusal.BAD_PROMPT)
         try:
             prompt.encode("utf-8")
         except UnicodeEncodeError:
             raise BattleRefused(
-                "bad_prompt", "The prompt contains characters that are not valid text."
+                Refusal.BAD_PROMPT, "The prompt contains characters that are not valid text."
             ) from None
         text = prompt.strip()
         if not text:
-            raise BattleRefused("empty_prompt", "Type a prompt first.")
+            raise refuse(Refusal.EMPTY_PROMPT)
         limit = self.settings.max_prompt_chars
         if len(text) > limit:
-            raise BattleRefused(
-                "prompt_too_long",
-                f"Your prompt is {len(text):,} characters; the limit is {limit:,}.",
-            )
+            raise refuse(Refusal.PROMPT_TOO_LONG, length=len(text), limit=limit)
         return text
 
     def _get_live(self, owner: str, user_key: str, battle_id: str) -> _Live:
         live = self._live.get(battle_id) if isinstance(battle_id, str) else None
         if live is None:
-            raise BattleRefused("not_found", "This battle is no longer active. Start a new round.")
+            raise refuse(Refusal.NOT_FOUND)
         if live.owner != owner or live.user_key != user_key:
             # Same wording as "not found": a foreign battle's existence is not disclosed.
             # Both keys: a session hash alone (which leaks through logs and shared links)
             # must not let another address continue, stop or vote on the battle.
             log.info("battle %s: refused an action from another session or voter", battle_id)
-            raise BattleRefused("not_found", "This battle is no longer active. Start a new round.")
+            raise refuse(Refusal.NOT_FOUND)
         live.touched = time.monotonic()
         return live
 
@@ -392,19 +383,19 @@ class Arena:
     async def _create(
         self, *, owner: str, user_key: str, mode: str, models: tuple[str, str] | None
     ) -> _Live:
-        if mode == "anony":
+        if mode == BattleMode.ANONY:
             if models is not None:
                 raise ValueError("anonymous battles draw their own pair")
             draw = self.policy.draw(self._rng)
-        elif mode == "named":
+        elif mode == BattleMode.NAMED:
             if models is None or len(models) != 2:
-                raise BattleRefused("pick_models", "Choose two models.")
+                raise refuse(Refusal.PICK_MODELS)
             a, b = models
             for m in (a, b):
                 if m not in self.roster:
-                    raise BattleRefused("unknown_model", f"Unknown model {m!r}.")
+                    raise refuse(Refusal.UNKNOWN_MODEL, model=m)
             if a == b:
-                raise BattleRefused("same_model", "Choose two different models.")
+                raise refuse(Refusal.SAME_MODEL)
             draw = PairDraw(a, b, 1.0, "user_choice", "1")
         else:
             raise ValueError(f"unknown battle mode {mode!r}")
@@ -436,7 +427,7 @@ class Arena:
         user_key: str,
         prompt: str,
         battle_id: str | None = None,
-        mode: str = "anony",
+        mode: str = BattleMode.ANONY,
         models: tuple[str, str] | None = None,
         address_key: str | None = None,
     ) -> AsyncIterator[TurnUpdate]:
@@ -479,16 +470,12 @@ class Arena:
         if live is not None:
             self._check_continuable(live)
             if live.turn >= self.settings.max_turns:
-                raise BattleRefused(
-                    "turn_limit",
-                    f"This battle reached its limit of {self.settings.max_turns} turns. "
-                    "Vote, or start a new round.",
-                )
+                raise refuse(Refusal.TURN_LIMIT, limit=self.settings.max_turns)
         with self._answering_slot(user_key, address_key or user_key):
             try:
                 self.prompt_limit.hit(f"user:{user_key}")
             except RateLimited as exc:
-                raise BattleRefused("rate_limited", str(exc)) from None
+                raise refuse(Refusal.RATE_LIMITED, detail=str(exc)) from None
             if live is None:
                 live = await self._create(owner=owner, user_key=user_key, mode=mode, models=models)
                 live.address_key = address_key or user_key
@@ -510,11 +497,7 @@ class Arena:
         ]
         for key, cap in keys:
             if cap and self._answering.get(key, 0) >= cap:
-                raise BattleRefused(
-                    "too_many_live",
-                    f"You already have {cap} battle{'s' if cap != 1 else ''} being answered. "
-                    "Wait for the answers (or stop a battle), then try again.",
-                )
+                raise refuse(Refusal.TOO_MANY_LIVE, cap=cap, plural="s" if cap != 1 else "")
         for key, _ in keys:
             self._answering[key] = self._answering.get(key, 0) + 1
         try:
@@ -543,22 +526,18 @@ class Arena:
         live = self._get_live(owner, user_key, battle_id)
         self._check_continuable(live)
         if live.turn == 0:
-            raise BattleRefused("nothing_to_regenerate", "There is no answer to regenerate.")
+            raise refuse(Refusal.NOTHING_TO_REGENERATE)
         if live.turn >= self.settings.max_turns:
-            raise BattleRefused(
-                "turn_limit",
-                f"This battle reached its limit of {self.settings.max_turns} turns. "
-                "Vote, or start a new round.",
-            )
+            raise refuse(Refusal.TURN_LIMIT, limit=self.settings.max_turns)
         with self._answering_slot(user_key, live.address_key or user_key):
             async for update in self._run_turn(live, live.last_prompt, replace_last=True):
                 yield update
 
     def _check_continuable(self, live: _Live) -> None:
         if live.busy:
-            raise BattleRefused("busy", "Wait for both answers to finish.")
-        if live.status != "ready":
-            raise BattleRefused(live.status, "This battle has ended. Start a new round.")
+            raise refuse(Refusal.BUSY)
+        if live.status != BattleStatus.READY:
+            raise refuse(Refusal.ENDED)
 
     async def _store(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
         def run() -> Any:
@@ -574,11 +553,7 @@ class Arena:
             return await asyncio.to_thread(fn)
         except (OperationalError, InterfaceError, DisconnectionError) as exc:
             log.warning("database unavailable: %s", str(exc).splitlines()[0])
-            raise BattleRefused(
-                "db_unavailable",
-                "The database is briefly unavailable, so nothing was recorded. "
-                "Please try again in a few seconds.",
-            ) from None
+            raise refuse(Refusal.DB_UNAVAILABLE) from None
 
     async def _run_turn(
         self, live: _Live, prompt: str, *, replace_last: bool
@@ -591,9 +566,11 @@ class Arena:
         turn = live.turn + 1
         tasks: list[asyncio.Task[None]] = []
         try:
-            if live.status != "streaming":
-                await self._store(store.set_status, battle_id=live.battle_id, status="streaming")
-                live.status = "streaming"
+            if live.status != BattleStatus.STREAMING:
+                await self._store(
+                    store.set_status, battle_id=live.battle_id, status=BattleStatus.STREAMING
+                )
+                live.status = BattleStatus.STREAMING
             previous: dict[str, str] = {}
             if replace_last:
                 for s in _SIDES:
@@ -618,7 +595,9 @@ class Arena:
                 live.requests[s] = request.request_id
                 tasks.append(asyncio.create_task(self._pump(live.model(s), request, s, queue)))
 
-            def snapshot(status: str = "streaming", message: str | None = None) -> TurnUpdate:
+            def snapshot(
+                status: str = BattleStatus.STREAMING, message: str | None = None
+            ) -> TurnUpdate:
                 return TurnUpdate(
                     live.battle_id,
                     turn,
@@ -662,7 +641,7 @@ class Arena:
                     all(isinstance(runs[s].error, GenerationCancelled) for s in failed)
                     and live.stop_requested
                 )
-                status = "abandoned" if cancelled else "error"
+                status = BattleStatus.ABANDONED if cancelled else BattleStatus.ERROR
                 reason = "; ".join(
                     f"side {s}: {runs[s].error.kind}: {runs[s].error}"  # type: ignore[union-attr]
                     for s in failed
@@ -713,10 +692,10 @@ class Arena:
                     log.info(
                         "battle %s: side %s repeated its answer on regenerate", live.battle_id, s
                     )
-            await self._store(store.set_status, battle_id=live.battle_id, status="ready")
-            live.status = "ready"
+            await self._store(store.set_status, battle_id=live.battle_id, status=BattleStatus.READY)
+            live.status = BattleStatus.READY
             finished = True
-            yield snapshot("ready")
+            yield snapshot(BattleStatus.READY)
         finally:
             live.busy = False
             live.idle.set()
@@ -727,13 +706,13 @@ class Arena:
                 # failed: stop generating and make sure the battle can never be counted.
                 for s in _SIDES:
                     self._cancel_side(live, s)
-                live.status = "abandoned"
+                live.status = BattleStatus.ABANDONED
                 with contextlib.suppress(Exception):
                     await asyncio.shield(
                         self._store(
                             store.set_status,
                             battle_id=live.battle_id,
-                            status="abandoned",
+                            status=BattleStatus.ABANDONED,
                             error_reason="generation interrupted",
                         )
                     )
@@ -791,14 +770,14 @@ class Arena:
         if live.busy and wait_s > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(live.idle.wait(), wait_s)
-        if not live.busy and live.status == "ready":
+        if not live.busy and live.status == BattleStatus.READY:
             await self._store(
                 store.set_status,
                 battle_id=battle_id,
-                status="abandoned",
+                status=BattleStatus.ABANDONED,
                 error_reason="stopped by user",
             )
-            live.status = "abandoned"
+            live.status = BattleStatus.ABANDONED
 
     # ----------------------------------------------------------------------------------------
     # voting
@@ -828,38 +807,32 @@ class Arena:
         """
         value = VOTE_CHOICES.get(winner, winner)
         if value not in VOTE_CHOICES.values():
-            raise BattleRefused("bad_vote", f"Unknown vote {winner!r}.")
+            raise refuse(Refusal.BAD_VOTE, vote=winner)
         live = self._get_live(owner, user_key, battle_id)
-        if live.status == "voted":
-            raise BattleRefused("already_voted", "This battle already has your vote.")
-        if live.status in ("error", "abandoned"):
-            raise BattleRefused(
-                "errored", "This battle ended without both answers and cannot be voted on."
-            )
-        if live.busy or live.status == "streaming":
-            raise BattleRefused("not_ready", "Wait for both answers before voting.")
+        if live.status == BattleStatus.VOTED:
+            raise refuse(Refusal.ALREADY_VOTED)
+        if live.status in (BattleStatus.ERROR, BattleStatus.ABANDONED):
+            raise refuse(Refusal.ERRORED)
+        if live.busy or live.status == BattleStatus.STREAMING:
+            raise refuse(Refusal.NOT_READY)
         try:
             self.vote_limit.hit(f"user:{user_key}")
             await self._db(lambda: self._check_stored_votes(user_key))
         except RateLimited as exc:
-            raise BattleRefused("rate_limited", str(exc)) from None
+            raise refuse(Refusal.RATE_LIMITED, detail=str(exc)) from None
         try:
             await self._store(
                 store.record_vote, battle_id=battle_id, winner=value, user_key=user_key
             )
         except store.AlreadyVoted:
-            raise BattleRefused("already_voted", "This battle already has your vote.") from None
+            raise refuse(Refusal.ALREADY_VOTED) from None
         except store.BattleNotReady:
-            raise BattleRefused("not_ready", "Wait for both answers before voting.") from None
+            raise refuse(Refusal.NOT_READY) from None
         except store.BattleErrored:
-            raise BattleRefused(
-                "errored", "This battle ended without both answers and cannot be voted on."
-            ) from None
+            raise refuse(Refusal.ERRORED) from None
         except (store.ForeignBattle, store.BattleNotFound):
-            raise BattleRefused(
-                "not_found", "This battle is no longer active. Start a new round."
-            ) from None
-        live.status = "voted"
+            raise refuse(Refusal.NOT_FOUND) from None
+        live.status = BattleStatus.VOTED
         try:
             reason = await self._db(lambda: self._exclusion_for(live))
         except BattleRefused:
@@ -888,9 +861,9 @@ class Arena:
         """Why this (just committed) vote should not count, if it should not."""
         if live.leaked:
             log.info("battle %s: identity leak (%s)", live.battle_id, ", ".join(live.leaked))
-            return "identity_leak"
+            return Exclusion.IDENTITY_LEAK
         if live.repeat_revealed:
-            return "regenerate_reveal"
+            return Exclusion.REGENERATE_REVEAL
         cap = self.settings.duplicate_prompt_cap
         if cap > 0 and live.first_prompt:
             earlier = store.counted_votes_on_question(
@@ -899,7 +872,7 @@ class Arena:
                 except_battle=live.battle_id,
             )
             if earlier >= cap:
-                return "duplicate_prompt"
+                return Exclusion.DUPLICATE_PROMPT
         return None
 
     def refresh_policy(self, lb: Leaderboard) -> None:

@@ -4,14 +4,8 @@ Nothing here deletes data.  A defence either refuses a request up front (rate li
 message saying when to come back) or gives a stored vote a typed exclusion reason, which
 exports keep and ``arena audit`` counts.
 
-Exclusion reasons (``vote.exclusion_reason``):
-
-``identity_leak``      an answer named its own model, another roster model, or an organisation
-``anomalous_voter``    the voter's votes disagree with the current fit far beyond chance
-``duplicate_prompt``   the same first prompt was voted on more than the configured cap
-``regenerate_reveal``  a Regenerate gave the same answer again on a side, which shows the voter
-                       that side decodes deterministically and so which roster entry it is
-``rate_limited``       (reserved) a vote beyond the per-user daily cap when enforced after the fact
+Exclusion reasons (the ``vote.exclusion`` column) are named, with what each means, in
+:class:`arena.lifecycle.Exclusion`.
 """
 
 from __future__ import annotations
@@ -27,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from arena.lifecycle import Exclusion
 from arena.roster import Roster
 from ratings import Battles, Leaderboard, RatingOptions, compute_leaderboard
 from ratings.data import WINNER_VALUES as WINNER_ORDER
@@ -44,13 +39,7 @@ __all__ = [
     "voter_z_scores",
 ]
 
-EXCLUSION_REASONS = (
-    "identity_leak",
-    "anomalous_voter",
-    "duplicate_prompt",
-    "regenerate_reveal",
-    "rate_limited",
-)
+EXCLUSION_REASONS = tuple(str(r) for r in Exclusion)  # named in arena/lifecycle.py
 
 
 # ------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from sqlalchemy import CheckConstraint, Dialect, Index, Text, UniqueConstraint
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from arena.lifecycle import BattleMode, BattleStatus, MessageSide, Winner
+
 __all__ = [
     "BATTLE_MODES",
     "BATTLE_STATUSES",
@@ -47,11 +49,12 @@ __all__ = [
     "utcnow",
 ]
 
-BATTLE_MODES: Final = ("anony", "named")
-BATTLE_STATUSES: Final = ("streaming", "ready", "voted", "error", "abandoned")
-MESSAGE_SIDES: Final = ("a", "b", "user")
+# The CHECK constraints are built from the one vocabulary (arena/lifecycle.py).
+BATTLE_MODES: Final = tuple(str(m) for m in BattleMode)
+BATTLE_STATUSES: Final = tuple(str(m) for m in BattleStatus)
+MESSAGE_SIDES: Final = tuple(str(m) for m in MessageSide)
 # Same strings and order as ratings.data.WINNER_VALUES (their index is the outcome code).
-WINNERS: Final = ("model_a", "model_b", "tie", "tie (bothbad)")
+WINNERS: Final = tuple(str(m) for m in Winner)
 MODEL_EVENT_KINDS: Final = ("registered", "updated", "deprecated")
 
 

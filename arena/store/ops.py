@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
+from arena.lifecycle import TRANSITIONS
 from arena.store.engine import begin_read
 from arena.store.errors import (
     AlreadyVoted,
@@ -70,14 +71,10 @@ __all__ = [
     "upsert_model",
 ]
 
-# Status changes set_status accepts.  'voted' is reached only through record_vote; voted,
-# error and abandoned are final.  ready -> streaming is the next turn of a multi-turn battle.
+# Status changes set_status accepts, as strings (arena/lifecycle.py names them).  'voted' is
+# reached only through record_vote; voted, error and abandoned are final.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    "streaming": frozenset({"streaming", "ready", "error", "abandoned"}),
-    "ready": frozenset({"ready", "streaming", "error", "abandoned"}),
-    "voted": frozenset(),
-    "error": frozenset(),
-    "abandoned": frozenset(),
+    str(k): frozenset(str(v) for v in vs) for k, vs in TRANSITIONS.items()
 }
 
 _METADATA_FIELDS = (

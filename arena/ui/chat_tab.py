@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from arena.battles import Arena, BattleRefused, TurnUpdate
+from arena.lifecycle import Refusal, refuse
 from arena.markup import escape_markdown
 from arena.ui.common import owner_of, render_side, user_key_of
 
@@ -170,7 +171,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
         prev_a, prev_b = (hist_a or [])[:-2], (hist_b or [])[:-2]
         try:
             if not bid:
-                raise BattleRefused("nothing_to_regenerate", "There is no answer to regenerate.")
+                raise refuse(Refusal.NOTHING_TO_REGENERATE)
             async for update in arena.regenerate(
                 owner=owner_of(request), user_key=user_key_of(arena, request), battle_id=bid
             ):
@@ -182,7 +183,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
         async def on_vote(bid: str | None, request: gr.Request) -> list[Any]:
             try:
                 if not bid:
-                    raise BattleRefused("not_found", "There is no battle to vote on.")
+                    raise BattleRefused(Refusal.NOT_FOUND, "There is no battle to vote on.")
                 reveal = await arena.vote(
                     owner=owner_of(request),
                     user_key=user_key_of(arena, request),
