@@ -14,9 +14,12 @@ import re
 
 __all__ = ["escape_markdown"]
 
-# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all
-# of the ones with a meaning is simpler and safer than reasoning about contexts.
-_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+# Characters with a meaning anywhere in a line (emphasis, code, links, images, tables,
+# strikethrough, escapes); HTML's own (< > & " ') are entity-escaped first.  Any ASCII
+# punctuation may be backslash-escaped in CommonMark, so escaping is always safe.
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()!|~])")
+# Characters that start a block (heading, list, quote) only at the start of a line.
+_LEADING = re.compile(r"^([#+\-=>]|\d+[.)])")
 
 
 def escape_markdown(text: str) -> str:
@@ -33,4 +36,5 @@ def escape_markdown(text: str) -> str:
         Safe to embed in Markdown; newlines become spaces.
     """
     flat = " ".join(str(text).split())
-    return _SPECIAL.sub(r"\\\1", html.escape(flat, quote=True))
+    escaped = _SPECIAL.sub(r"\\\1", html.escape(flat, quote=True))
+    return _LEADING.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], escaped)

@@ -148,19 +148,40 @@ def test_model_names_reach_the_leaderboard_note_as_literal_text(tmp_path: Path) 
 
 
 def test_escape_markdown_renders_back_to_the_same_text() -> None:
+    import html as html_lib
+
     from markdown_it import MarkdownIt
 
     from arena.markup import escape_markdown
 
-    md = MarkdownIt("commonmark")
+    md = MarkdownIt("commonmark").enable("strikethrough").enable("table")
     for text in [
         '<img src="http://x/y">',
         "![a](http://x/y.png)",
         "[link](http://x)",
-        "**bold** _it_ `code` # h",
-        "a\\b|c~d>e",
+        "**bold** _it_ `code` ~~s~~",
+        "# heading",
+        "- item",
+        "+ item",
+        "1. item",
+        "2) item",
+        "> quote",
+        "a\\b|c~d>e & f",
         "model-1.5 (chat) + extra",
+        "<http://autolink.example>",
     ]:
-        html = md.render(escape_markdown(text))
-        assert "<img" not in html and "<a " not in html and "<strong>" not in html
-        assert "<em>" not in html and "<code>" not in html
+        rendered = md.render(escape_markdown(text))
+        for tag in (
+            "<img",
+            "<a ",
+            "<strong>",
+            "<em>",
+            "<code>",
+            "<h1",
+            "<li",
+            "<blockquote",
+            "<s>",
+        ):
+            assert tag not in rendered, (text, rendered)
+        inner = rendered.strip().removeprefix("<p>").removesuffix("</p>")
+        assert html_lib.unescape(inner) == text, (text, rendered)

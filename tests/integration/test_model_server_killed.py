@@ -102,7 +102,7 @@ def run_fault(app: App, kill_server1: Any) -> None:
     assert READY_TEXT in str(out2[STATUS]), out2[STATUS]
     assert all(t not in answer_of(out2, s) for s in (0, 1) for t in SIDE_FAILURES)
     reveal = vote(user2, "a", named=True)
-    assert reveal.startswith(f"{RECORDED_TEXT} **Model A: model\\-y** · **Model B: model\\-z**")
+    assert reveal.startswith(f"{RECORDED_TEXT} **Model A: model-y** · **Model B: model-z**")
 
     rows = app.rows(
         "SELECT ma.name, mb.name, b.status, b.error_reason, v.winner FROM battle b "
