@@ -300,8 +300,9 @@ def _dated(
 
 
 def _records(t: FloatArray, r: FloatArray) -> BoolArray:
-    """Per row: rated above every model released strictly earlier (``t`` in days)."""
-    earlier = t[None, :] < t[:, None]  # [i, j]: j released before i
+    """Per row: rated above every other model released on or before its day (``t`` in
+    days); of models released the same day only the best can set a record."""
+    earlier = (t[None, :] <= t[:, None]) & ~np.eye(t.shape[0], dtype=bool)  # [i, j]: j not later
     rr = r[None, :] if r.ndim == 1 else r
     prior = np.where(earlier[None, :, :], rr[:, None, :], -np.inf).max(axis=2)
     rec = rr > prior
