@@ -37,7 +37,11 @@ def _est(d: dict[str, Any], fmt: str = ".1f", unit: str = "") -> str:
         return "not estimable"
     lo = _n(d.get("lower"), fmt)
     hi = "unbounded" if d.get("upper") is None else _n(d.get("upper"), fmt)
-    return f"{format(d['estimate'], fmt)}{unit} (95% CI {lo} to {hi})"
+    share = d.get("defined_share", 1.0)
+    # Draws without enough points give no value; say so, since the interval is then
+    # conditional on the draws that had one.
+    cond = f"; defined in {100 * share:.0f}% of draws" if share < 1.0 else ""
+    return f"{format(d['estimate'], fmt)}{unit} (95% CI {lo} to {hi}{cond})"
 
 
 def _sections(ins: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
