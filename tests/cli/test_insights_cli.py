@@ -131,3 +131,24 @@ def test_plots_write_history_and_insight_pngs(arena_files, tmp_path: Path) -> No
     for name in ("history.png", "capability_density.png", "open_gap.png", "price.png"):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+
+
+def test_roster_toml_as_metadata(arena_files, tmp_path: Path, capsys) -> None:
+    log, _, truth = arena_files
+    syn = make_arena(seed=606, n_prop=5, spacing=3.0, lag=6.0, slope=22.0, n_battles=10)
+    lines = []
+    for name, m in syn.meta.items():
+        lines += ["[[models]]", f'name = "{name}"', 'backend = "openai"', f'model = "{name}"',
+                  'base_url = "http://h/v1"', f"open_weights = {str(m.open_weights).lower()}",
+                  f"release_date = {m.release_date.isoformat()}"]  # fmt: skip
+        if m.params_b is not None:
+            lines.append(f"params_b = {m.params_b}")
+    roster = tmp_path / "roster.toml"
+    roster.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["insights", str(log), "--metadata", str(roster), "--format", "json",
+                 "--rounds", "200"]) == 0  # fmt: skip
+    doc = json.loads(capsys.readouterr().out)
+    assert {r["model"] for r in doc["pareto_params"]} == truth["front"]
+    roster.write_text('[[models]]\nname = "x"\nbackend = "openai"\nmodel = "x"\n', "utf-8")
+    assert main(["insights", str(log), "--metadata", str(roster)]) == 2
+    assert "models[0] ('x'), key 'base_url'" in capsys.readouterr().err
