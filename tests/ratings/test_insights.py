@@ -180,3 +180,48 @@ def test_as_of_needs_timestamps() -> None:
         filter_as_of(battles, dt.date(2024, 1, 1))
     with pytest.raises(BattleDataError, match="no vote was cast before 2024-01-02"):
         filter_as_of(_timed_battles(1), dt.date(2024, 1, 2))
+
+
+def _naive_lag_points(ratings, meta):
+    """The definition, written as plainly as possible."""
+    opens = [n for n in ratings if meta[n].open_weights]
+    props = [n for n in ratings if meta[n].open_weights is False]
+    points = []
+    for o in sorted(opens, key=lambda n: (meta[n].release_date, -ratings[n])):
+        d = meta[o].release_date
+        others = [n for n in opens if n != o and meta[n].release_date <= d]
+        if any(ratings[n] >= ratings[o] for n in others):
+            continue
+        above = [p for p in props if ratings[p] >= ratings[o]]
+        lag = None
+        if above:
+            first = min(meta[p].release_date for p in above)
+            lag = (d - first).days / MONTH_DAYS
+        points.append((o, lag))
+    return points
+
+
+def test_lag_matches_a_naive_implementation_on_random_boards() -> None:
+    rng = np.random.default_rng(2718)
+    for trial in range(40):
+        k = int(rng.integers(3, 14))
+        ratings = {f"m{i}": float(rng.normal(1000, 60)) for i in range(k)}
+        meta = {
+            n: ModelMeta(
+                n,
+                open_weights=bool(rng.random() < 0.5),
+                release_date=dt.date(2023, 1, 1) + dt.timedelta(days=int(rng.integers(0, 400))),
+            )
+            for n in ratings
+        }
+        out = open_lag(_draws_for(ratings, meta), meta)
+        got = [(p["model"], p["lag_months"]) for p in out["points"]]
+        want = _naive_lag_points(ratings, meta)
+        assert [g[0] for g in got] == [w[0] for w in want], trial
+        for (_, g), (_, w) in zip(got, want, strict=True):
+            assert (g is None and w is None) or g == pytest.approx(w), trial
+        lags = [w for _, w in want if w is not None]
+        if len(lags) >= 3:
+            assert out["estimate"] == pytest.approx(float(np.median(lags)))
+        else:
+            assert out["estimate"] is None and out["reason"]
