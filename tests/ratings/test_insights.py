@@ -225,3 +225,17 @@ def test_lag_matches_a_naive_implementation_on_random_boards() -> None:
             assert out["estimate"] == pytest.approx(float(np.median(lags)))
         else:
             assert out["estimate"] is None and out["reason"]
+
+
+def test_every_format_renders_and_json_is_deterministic() -> None:
+    from ratings.insights_report import INSIGHT_FORMATS, format_insights
+
+    syn = make_arena(seed=8080, n_prop=4, spacing=3.0, lag=4.0, slope=25.0, n_battles=6000)
+    ins = compute_insights(rating_draws(syn.battles, rounds=100, seed=1), syn.meta)
+    texts = {fmt: format_insights(ins, fmt) for fmt in INSIGHT_FORMATS}
+    assert texts["html"].startswith("<!DOCTYPE html>") and "<table>" in texts["html"]
+    assert "| Open record |" in texts["md"] and "Open record" in texts["table"]
+    again = compute_insights(rating_draws(syn.battles, rounds=100, seed=1), syn.meta)
+    assert format_insights(again, "json") == texts["json"]
+    with pytest.raises(ValueError, match="unknown format 'xml'"):
+        format_insights(ins, "xml")
