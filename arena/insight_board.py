@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from sqlalchemy.engine import Engine
 
 from arena import store
+from arena.markup import escape_markdown
 from arena.roster import Roster
 from ratings.data import BattleDataError, Battles
 from ratings.insights import compute_insights, rating_draws, rating_history
@@ -110,6 +111,6 @@ class InsightBoard:
             "active_params_b, open_weights, release_date, price_in_per_mtok, "
             "price_out_per_mtok).\n\n"
         )
-        return InsightSnapshot(
-            note + format_insights(ins, "md"), len(battles), started, figures, ins
-        )
+        # Names can come from an imported log: escaped, they render as text, never as HTML.
+        text = format_insights(ins, "md", escape=escape_markdown)
+        return InsightSnapshot(note + text, len(battles), started, figures, ins)

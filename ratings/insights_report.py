@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["INSIGHT_FORMATS", "format_insights", "rounded"]
@@ -151,7 +152,9 @@ def _description(ins: dict[str, Any]) -> str:
     )
 
 
-def format_insights(ins: dict[str, Any], fmt: str) -> str:
+def format_insights(
+    ins: dict[str, Any], fmt: str, *, escape: Callable[[str], str] | None = None
+) -> str:
     """Render insights.
 
     Parameters
@@ -160,6 +163,10 @@ def format_insights(ins: dict[str, Any], fmt: str) -> str:
         The dict from :func:`ratings.insights.compute_insights`.
     fmt
         One of :data:`INSIGHT_FORMATS`.
+    escape
+        For ``md``: a function that makes any text literal Markdown, applied to every table
+        cell and note (model names can come from an imported log and hold HTML or links).
+        Default: only ``|`` is escaped.
 
     Returns
     -------
@@ -177,6 +184,10 @@ def format_insights(ins: dict[str, Any], fmt: str) -> str:
         raise ValueError(f"unknown format {fmt!r} (expected one of {', '.join(INSIGHT_FORMATS)})")
     sections = _sections(ins)
     lines: list[str] = []
+
+    def cell(text: str) -> str:
+        return escape(text) if escape is not None else text.replace("|", "\\|")
+
     if fmt == "html":
         lines.append(
             '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -202,9 +213,9 @@ def format_insights(ins: dict[str, Any], fmt: str) -> str:
             if rows:
                 lines.append("| " + " | ".join(header) + " |")
                 lines.append("|" + "---|" * len(header))
-                lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+                lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
                 lines.append("")
-            lines += [f"{n}\n" for n in notes]
+            lines += [f"{escape(n) if escape else n}\n" for n in notes]
         else:
             lines.append(title)
             lines.append("=" * len(title))
