@@ -32,9 +32,11 @@ import math
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
+
+from ratings.metadata import METADATA_FIELDS, ModelMeta, meta_from_values
 
 __all__ = [
     "BACKENDS",
@@ -130,6 +132,11 @@ class RosterEntry:
     organisation: str | None = None
     release_date: dt.date | None = None
     url: str | None = None
+    active_params_b: float | None = None
+    training_tokens_t: float | None = None
+    price_in_per_mtok: float | None = None
+    price_out_per_mtok: float | None = None
+    knowledge_cutoff: dt.date | None = None
     #: Local weights (file or directory) that ``model`` resolved to; ``None`` for hub ids and
     #: server-side names.
     model_path: Path | None = field(default=None, compare=False)
@@ -175,6 +182,13 @@ class RosterEntry:
             "organisation": self.organisation,
             "release_date": self.release_date.isoformat() if self.release_date else None,
             "url": self.url,
+            "active_params_b": self.active_params_b,
+            "training_tokens_t": self.training_tokens_t,
+            "price_in_per_mtok": self.price_in_per_mtok,
+            "price_out_per_mtok": self.price_out_per_mtok,
+            "knowledge_cutoff": (
+                self.knowledge_cutoff.isoformat() if self.knowledge_cutoff else None
+            ),
         }
 
 
@@ -204,6 +218,15 @@ class Roster:
     def names(self) -> tuple[str, ...]:
         """Entry names in file order."""
         return tuple(e.name for e in self.entries)
+
+    def model_meta(self) -> dict[str, ModelMeta]:
+        """Each entry's metadata in the form ``arena insights`` and the plots read."""
+        out = {}
+        for e in self.entries:
+            meta = {k: v for k, v in e.metadata().items() if k in METADATA_FIELDS}
+            origin = f"{self.path}: models[{e.index}]"
+            out[e.name] = replace(meta_from_values(e.name, meta, source=origin), origin=origin)
+        return out
 
 
 def default_roster_path() -> Path:
@@ -266,11 +289,27 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "organisation": ((str,), "a string"),
     "release_date": ((dt.date, str), "a date (YYYY-MM-DD)"),
     "url": ((str,), "a string"),
+    "active_params_b": ((int, float), "a number"),
+    "training_tokens_t": ((int, float), "a number"),
+    "price_in_per_mtok": ((int, float), "a number"),
+    "price_out_per_mtok": ((int, float), "a number"),
+    "knowledge_cutoff": ((dt.date, str), "a date (YYYY-MM-DD)"),
 }
 #: Every key a ``[[models]]`` table may hold (docs/backends.md documents each one).
 ROSTER_KEYS: tuple[str, ...] = tuple(_FIELD_TYPES)
 _REQUIRED = ("name", "backend", "model")
-_FLOAT_KEYS = {"temperature", "top_p", "weight", "timeout_s", "params_b"}
+_FLOAT_KEYS = {
+    "temperature",
+    "top_p",
+    "weight",
+    "timeout_s",
+    "params_b",
+    "active_params_b",
+    "training_tokens_t",
+    "price_in_per_mtok",
+    "price_out_per_mtok",
+}
+_DATE_KEYS = ("release_date", "knowledge_cutoff")
 
 
 def parse_roster(data: Mapping[str, Any], *, path: str | Path) -> Roster:
@@ -358,13 +397,17 @@ def _parse_entry(table: Any, *, index: int, path: Path) -> RosterEntry:
     if not values["model"].strip():
         raise fail("must not be empty", "model")
     _check_range(values, fail)
-    if isinstance(values.get("release_date"), str):
-        try:
-            values["release_date"] = dt.date.fromisoformat(values["release_date"])
-        except ValueError:
-            raise fail("expected a date (YYYY-MM-DD)", "release_date") from None
-    if isinstance(values.get("release_date"), dt.datetime):
-        raise fail("expected a date (YYYY-MM-DD), not a date-time", "release_date")
+    for key in _DATE_KEYS:
+        if isinstance(values.get(key), str):
+            try:
+                values[key] = dt.date.fromisoformat(values[key])
+            except ValueError:
+                raise fail("expected a date (YYYY-MM-DD)", key) from None
+        if isinstance(values.get(key), dt.datetime):
+            raise fail("expected a date (YYYY-MM-DD), not a date-time", key)
+    active, total = values.get("active_params_b"), values.get("params_b")
+    if active is not None and total is not None and active > total:
+        raise fail(f"must not exceed params_b ({total:g}), got {active:g}", "active_params_b")
 
     if values["backend"] == "openai":
         if "base_url" not in values:
@@ -396,6 +439,10 @@ def _check_range(values: dict[str, Any], fail: Any) -> None:
         ("max_concurrency", values.get("max_concurrency", 1) >= 1, "must be >= 1"),
         ("timeout_s", values.get("timeout_s", 1.0) > 0.0, "must be > 0"),
         ("params_b", values.get("params_b", 1.0) > 0.0, "must be > 0"),
+        ("active_params_b", values.get("active_params_b", 1.0) > 0.0, "must be > 0"),
+        ("training_tokens_t", values.get("training_tokens_t", 1.0) > 0.0, "must be > 0"),
+        ("price_in_per_mtok", values.get("price_in_per_mtok", 0.0) >= 0.0, "must be >= 0"),
+        ("price_out_per_mtok", values.get("price_out_per_mtok", 0.0) >= 0.0, "must be >= 0"),
         ("device", values.get("device", "auto") in DEVICES, f"must be one of {list(DEVICES)}"),
         ("dtype", values.get("dtype", "auto") in DTYPES, f"must be one of {list(DTYPES)}"),
     ]

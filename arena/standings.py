@@ -41,6 +41,13 @@ COLUMNS = (
     "Organisation",
     "License",
     "Open weights",
+    # Roster metadata for the questions people bring (size vs skill, price); empty when the
+    # roster does not say.
+    "Params (B)",
+    "Tokens (T)",
+    "Price in / out per Mtok",
+    "Released",
+    "Knowledge cutoff",
 )
 
 
@@ -97,6 +104,11 @@ class Standings:
         self._lock = threading.Lock()
         self._snapshot: StandingsSnapshot | None = None
         self._running: threading.Thread | None = None
+
+    @property
+    def refresh_s(self) -> float:
+        """Least seconds between two recomputations."""
+        return self._refresh_s
 
     def get(self, *, wait: bool = False) -> StandingsSnapshot:
         """Return the latest snapshot, starting a background refresh when it is stale.
@@ -187,6 +199,7 @@ class Standings:
                     meta.get("organisation") or "",
                     meta.get("license") or "",
                     "" if open_w is None else ("yes" if open_w else "no"),
+                    *_metadata_cells(meta),
                 ]
             )
         deprecated_rows = [i for i, r in enumerate(lb.rows) if r.model in deprecated]
@@ -216,3 +229,24 @@ class Standings:
             win_rate_heatmap(lb),
             frozenset(deprecated_rows),
         )
+
+
+def _metadata_cells(meta: dict[str, Any]) -> list[str]:
+    """Params (with active params for mixture-of-experts), tokens, prices, dates."""
+
+    def num(key: str) -> str:
+        v = meta.get(key)
+        return "" if v is None else f"{v:g}"
+
+    params = num("params_b")
+    if meta.get("active_params_b") is not None:
+        params = f"{params} ({num('active_params_b')} active)".strip()
+    price_in, price_out = num("price_in_per_mtok"), num("price_out_per_mtok")
+    price = f"{price_in or '?'} / {price_out or '?'}" if price_in or price_out else ""
+    return [
+        params,
+        num("training_tokens_t"),
+        price,
+        meta.get("release_date") or "",
+        meta.get("knowledge_cutoff") or "",
+    ]

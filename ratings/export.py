@@ -12,9 +12,11 @@ import html
 import io
 import json
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ratings.leaderboard import Leaderboard, LeaderboardRow
+from ratings.metadata import ModelMeta
 
 __all__ = ["FORMATS", "format_leaderboard", "leaderboard_dict", "rank_range_text"]
 
@@ -47,6 +49,40 @@ _HUMAN = (
     ("Win rate", lambda r: _pct(r.win_rate)),
     ("Avg win prob.", lambda r: _pct(r.avg_win_rate)),
 )
+
+
+# Metadata columns (``--metadata``): (key, header, text); shown only when a model has a value.
+_META: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("params_b", "Params (B)", lambda v: f"{v:g}"),
+    ("active_params_b", "Active (B)", lambda v: f"{v:g}"),
+    ("training_tokens_t", "Tokens (T)", lambda v: f"{v:g}"),
+    ("open_weights", "Open", lambda v: "yes" if v else "no"),
+    ("organisation", "Organisation", str),
+    ("license", "License", str),
+    ("release_date", "Released", lambda v: v.isoformat()),
+    ("knowledge_cutoff", "Cutoff", lambda v: v.isoformat()),
+    ("price_in_per_mtok", "$ in/Mtok", lambda v: f"{v:g}"),
+    ("price_out_per_mtok", "$ out/Mtok", lambda v: f"{v:g}"),
+    ("url", "URL", str),
+)
+
+
+def _meta_columns(
+    lb: Leaderboard, meta: Mapping[str, ModelMeta] | None
+) -> list[tuple[str, str, Callable[[Any], str]]]:
+    if not meta:
+        return []
+    rated = [meta[r.model] for r in lb.rows if r.model in meta]
+    return [c for c in _META if any(getattr(m, c[0]) is not None for m in rated)]
+
+
+def _meta_cell(meta: Mapping[str, ModelMeta], model: str, key: str, text: Any) -> str:
+    value = getattr(meta[model], key) if model in meta else None
+    return "" if value is None else str(text(value))
+
+
+def _meta_json(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def _num(x: float, digits: int = _DIGITS) -> float | None:
@@ -123,7 +159,9 @@ def _description(lb: Leaderboard) -> str:
     )
 
 
-def format_leaderboard(lb: Leaderboard, fmt: str) -> str:
+def format_leaderboard(
+    lb: Leaderboard, fmt: str, meta: Mapping[str, ModelMeta] | None = None
+) -> str:
     """Render a leaderboard.
 
     Parameters
@@ -132,6 +170,9 @@ def format_leaderboard(lb: Leaderboard, fmt: str) -> str:
         The leaderboard.
     fmt
         One of ``FORMATS``.
+    meta
+        Optional model metadata: its fields become extra columns (those some rated model
+        has a value for), and a ``metadata`` object per model in JSON.
 
     Returns
     -------
@@ -143,24 +184,43 @@ def format_leaderboard(lb: Leaderboard, fmt: str) -> str:
     ValueError
         Unknown format.
     """
+    extra = _meta_columns(lb, meta)
+    mt: Mapping[str, ModelMeta] = meta or {}
+    human = list(_HUMAN) + [
+        (h, lambda r, k=k, f=f: _meta_cell(mt, r.model, k, f)) for k, h, f in extra
+    ]
     if fmt == "json":
-        return json.dumps(leaderboard_dict(lb), indent=2, ensure_ascii=False) + "\n"
+        doc = leaderboard_dict(lb)
+        if extra:
+            for row in doc["models"]:
+                m = mt.get(row["model"])
+                row["metadata"] = {
+                    k: (_meta_json(getattr(m, k)) if m else None) for k, _, _ in extra
+                }
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(_CSV_COLUMNS)
+        writer.writerow([*_CSV_COLUMNS, *(k for k, _, _ in extra)])
         for row in leaderboard_dict(lb)["models"]:
-            writer.writerow(["" if row[c] is None else row[c] for c in _CSV_COLUMNS])
+            m = mt.get(row["model"])
+            writer.writerow(
+                ["" if row[c] is None else row[c] for c in _CSV_COLUMNS]
+                + [
+                    "" if m is None or getattr(m, k) is None else _meta_json(getattr(m, k))
+                    for k, _, _ in extra
+                ]
+            )
         return buf.getvalue()
     if fmt in ("table", "md"):
-        header = [h for h, _ in _HUMAN]
-        body = [[f(r) for _, f in _HUMAN] for r in lb.rows]
+        header = [h for h, _ in human]
+        body = [[f(r) for _, f in human] for r in lb.rows]
         if fmt == "md":
             esc = [[c.replace("|", "\\|") for c in row] for row in body]
             lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             lines += ["| " + " | ".join(row) + " |" for row in esc]
-            extra = [f"> warning: {w}" for w in lb.warnings] + [f"> note: {n}" for n in lb.notes]
-            return "\n".join([*lines, "", _description(lb), *extra]) + "\n"
+            tail = [f"> warning: {w}" for w in lb.warnings] + [f"> note: {n}" for n in lb.notes]
+            return "\n".join([*lines, "", _description(lb), *tail]) + "\n"
         widths = [max(len(h), *(len(row[k]) for row in body)) for k, h in enumerate(header)]
         right = {0, 1, 3, 5, 7, 8}
 
@@ -172,12 +232,12 @@ def format_leaderboard(lb: Leaderboard, fmt: str) -> str:
 
         lines = [fmt_row(header), fmt_row(["-" * w for w in widths])]
         lines += [fmt_row(row) for row in body]
-        extra = [f"warning: {w}" for w in lb.warnings] + [f"note: {n}" for n in lb.notes]
-        return "\n".join([*lines, "", _description(lb), *extra]) + "\n"
+        tail = [f"warning: {w}" for w in lb.warnings] + [f"note: {n}" for n in lb.notes]
+        return "\n".join([*lines, "", _description(lb), *tail]) + "\n"
     if fmt == "html":
-        head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in _HUMAN)
+        head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in human)
         rows = "\n".join(
-            "<tr>" + "".join(f"<td>{html.escape(f(r))}</td>" for _, f in _HUMAN) + "</tr>"
+            "<tr>" + "".join(f"<td>{html.escape(f(r))}</td>" for _, f in human) + "</tr>"
             for r in lb.rows
         )
         notes = "".join(

@@ -1,4 +1,4 @@
-"""The ``arena`` command: ``serve | ratings | plots | export | import | db | models``.
+"""The ``arena`` command: ``serve | ratings | plots | insights | export | import | db | models``.
 
 Each sub-command lives in its own module exposing ``register(subparsers)``; the module's
 handler returns an exit code.  Bad input exits with status 2 and a message naming what was
@@ -15,7 +15,17 @@ from collections.abc import Sequence
 __all__ = ["build_parser", "main"]
 
 # Sub-command modules, in the order `arena --help` lists them.
-_COMMANDS = ("serve", "ratings", "plots", "export", "import_", "db", "models", "audit")
+_COMMANDS = (
+    "serve",
+    "ratings",
+    "plots",
+    "insights",
+    "export",
+    "import_",
+    "db",
+    "models",
+    "audit",
+)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from arena.cli.common import fail, return_freed_memory
+from arena.cli.insight_args import (
+    add_as_of_argument,
+    add_metadata_argument,
+    apply_as_of,
+    load_metadata,
+)
 from arena.cli.rating_args import (
     add_rating_arguments,
     add_source_arguments,
@@ -15,7 +22,7 @@ from arena.cli.rating_args import (
     options_from_args,
     progress_factory,
 )
-from ratings import BattleDataError, ConvergenceError, compute_leaderboard
+from ratings import BattleDataError, Battles, ConvergenceError, RatingOptions, compute_leaderboard
 
 __all__ = ["register", "run"]
 
@@ -25,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "plots",
         help="write leaderboard plots as PNG files",
         description="Write ratings_ci.png, win_rate_heatmap.png and battle_count_heatmap.png "
-        "(and rating_vs_size.png when --roster gives model sizes) into --out DIR.",
+        "(and rating_vs_size.png when --roster gives model sizes) into --out DIR; "
+        "history.png (monthly snapshots) when the votes have timestamps; and "
+        "capability_density.png, open_gap.png and price.png with --metadata.",
     )
     add_source_arguments(p)
     add_rating_arguments(p)
@@ -37,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="roster TOML whose params_b metadata adds a rating-vs-size plot",
     )
+    add_metadata_argument(p)
+    add_as_of_argument(p)
     p.set_defaults(handler=run)
 
 
@@ -58,13 +69,15 @@ def _sizes(roster: Path | None) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     return_freed_memory()
-    from ratings.plots import write_plots
+    from ratings.plots import write_insight_plots, write_plots
 
     try:
         options = options_from_args(args)
-        battles = drop_flagged_voters(load_battles(args), args)
+        battles = drop_flagged_voters(apply_as_of(load_battles(args), args.as_of), args)
         sizes = _sizes(args.roster)
         lb = compute_leaderboard(battles, options, progress=progress_factory(args, "bootstrap"))
+        meta = load_metadata(args.metadata, lb.models)
+        history, insights = _insights(battles, options, args, meta)
     except (BattleDataError, ValueError) as exc:
         return fail(str(exc))
     except ConvergenceError as exc:
@@ -74,4 +87,33 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     for path in write_plots(lb, args.out, sizes):
         print(path)
+    for path in write_insight_plots(args.out, insights=insights, history=history):
+        print(path)
     return 0
+
+
+def _insights(
+    battles: Battles, options: RatingOptions, args: argparse.Namespace, meta: dict[str, Any]
+) -> tuple[Any, Any]:
+    """The monthly history (votes with timestamps) and insights (with --metadata)."""
+    from ratings.insights import compute_insights, rating_draws, rating_history
+
+    history = None
+    if battles.tstamp is not None:
+        history = rating_history(battles, level=options.level, l2=options.l2)
+    else:
+        print("note: no vote timestamps, so no history.png", file=sys.stderr)
+    insights = None
+    if args.metadata is not None:
+        boot = options.ci == "bootstrap"
+        draws = rating_draws(
+            battles,
+            ci="bootstrap" if boot else "sandwich",
+            rounds=options.rounds,
+            seed=options.seed,
+            level=options.level,
+            l2=options.l2,
+            cluster_by=options.cluster_by,
+        )
+        insights = compute_insights(draws, meta)
+    return history, insights

@@ -7,6 +7,12 @@ import sys
 from pathlib import Path
 
 from arena.cli.common import fail, return_freed_memory
+from arena.cli.insight_args import (
+    add_as_of_argument,
+    add_metadata_argument,
+    apply_as_of,
+    load_metadata,
+)
 from arena.cli.rating_args import (
     add_rating_arguments,
     add_source_arguments,
@@ -32,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_source_arguments(p)
     add_rating_arguments(p)
+    add_as_of_argument(p)
     out = p.add_argument_group("output")
     out.add_argument(
         "--format",
@@ -41,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "from the file suffix",
     )
     out.add_argument("--out", type=Path, default=None, metavar="PATH", help="write to PATH")
+    add_metadata_argument(out)
     p.set_defaults(handler=run)
 
 
@@ -51,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
         fmt = _SUFFIX_FORMAT.get(args.out.suffix.lower(), "table") if args.out else "table"
     try:
         options = options_from_args(args)
-        battles = drop_flagged_voters(load_battles(args), args)
+        battles = drop_flagged_voters(apply_as_of(load_battles(args), args.as_of), args)
         lb = compute_leaderboard(battles, options, progress=progress_factory(args, "bootstrap"))
+        meta = load_metadata(args.metadata, lb.models)
     except (BattleDataError, ValueError) as exc:
         return fail(str(exc))
     except ConvergenceError as exc:
@@ -60,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for warning in lb.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    text = format_leaderboard(lb, fmt)
+    text = format_leaderboard(lb, fmt, meta)
     if args.out is None:
         sys.stdout.write(text)
     else:

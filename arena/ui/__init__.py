@@ -1,4 +1,4 @@
-"""Gradio Blocks only: the Battle, Side-by-side and Leaderboard tabs.
+"""Gradio Blocks only: the Battle, Side-by-side, Leaderboard and Insights tabs.
 
 No rule of the arena lives here; see :mod:`arena.battles`.
 """
@@ -8,8 +8,10 @@ from __future__ import annotations
 import gradio as gr
 
 from arena.battles import Arena
+from arena.insight_board import InsightBoard
 from arena.standings import Standings
 from arena.ui.chat_tab import build_chat_tab
+from arena.ui.insights_tab import build_insights_tab
 from arena.ui.leaderboard_tab import build_leaderboard_tab
 
 __all__ = ["build_app"]
@@ -40,6 +42,12 @@ def build_app(arena: Arena, standings: Standings) -> gr.Blocks:
                 build_chat_tab(arena, "named")
             with gr.Tab("🏆 Leaderboard", id="leaderboard") as board_tab:
                 load, outputs = build_leaderboard_tab(standings)
+            with gr.Tab("📈 Insights", id="insights") as insights_tab:
+                board = InsightBoard(
+                    engine=arena.engine, roster=arena.roster, refresh_s=standings.refresh_s
+                )
+                load_insights, insights_outputs = build_insights_tab(board)
         board_tab.select(load, outputs=outputs, api_visibility="private")
+        insights_tab.select(load_insights, outputs=insights_outputs, api_visibility="private")
         demo.load(load, outputs=outputs, api_visibility="private")
     return demo

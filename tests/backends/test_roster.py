@@ -246,3 +246,47 @@ def test_every_roster_key_is_documented() -> None:
     }
     assert set(ROSTER_KEYS) <= rows, sorted(set(ROSTER_KEYS) - rows)
     assert {"name", "backend", "model", "api_key_env", "release_date"} <= set(ROSTER_KEYS)
+
+
+def _one(extra: str) -> str:
+    return f'[[models]]\nname = "m"\nbackend = "openai"\nmodel = "x"\nbase_url = "http://h/v1"\n{extra}'
+
+
+def test_insight_metadata_keys_parse_and_convert(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(
+        _one(
+            "params_b = 46.7\nactive_params_b = 12.9\ntraining_tokens_t = 8\n"
+            "price_in_per_mtok = 0.7\nprice_out_per_mtok = 0.7\nknowledge_cutoff = 2023-09-01\n"
+            "open_weights = true\nrelease_date = '2023-12-11'\n"
+        ),
+        encoding="utf-8",
+    )
+    roster = load_roster(path)
+    entry = roster["m"]
+    assert entry.active_params_b == 12.9 and entry.knowledge_cutoff.isoformat() == "2023-09-01"
+    assert entry.metadata()["price_out_per_mtok"] == 0.7
+    meta = roster.model_meta()["m"]
+    assert meta.effective_params_b == 12.9 and meta.blended_price == pytest.approx(0.7)
+    assert meta.release_date.isoformat() == "2023-12-11" and meta.open_weights is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "message"),
+    [
+        ("active_params_b = -1\n", "active_params_b", "must be > 0"),
+        ("params_b = 7\nactive_params_b = 13\n", "active_params_b", "must not exceed params_b"),
+        ("training_tokens_t = 0\n", "training_tokens_t", "must be > 0"),
+        ("price_in_per_mtok = -0.5\n", "price_in_per_mtok", "must be >= 0"),
+        ("price_out_per_mtok = 'cheap'\n", "price_out_per_mtok", "expected a number"),
+        ("knowledge_cutoff = '2023-02-30'\n", "knowledge_cutoff", "expected a date"),
+    ],
+)
+def test_insight_metadata_keys_are_validated(
+    tmp_path: Path, extra: str, key: str, message: str
+) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(_one(extra), encoding="utf-8")
+    with pytest.raises(RosterError, match=message) as info:
+        load_roster(path)
+    assert info.value.key == key and info.value.index == 0

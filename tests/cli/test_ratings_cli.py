@@ -116,8 +116,9 @@ def test_bad_option_combinations_exit_2(log: Path, capsys: pytest.CaptureFixture
 def test_plots_command(log: Path, tmp_path: Path) -> None:
     out = tmp_path / "plots"
     assert main(["plots", str(log), "--out", str(out)]) == 0
+    # The log has timestamps, so the monthly rating history comes too.
     assert sorted(p.name for p in out.iterdir()) == [
-        "battle_count_heatmap.png", "ratings_ci.png", "win_rate_heatmap.png"
+        "battle_count_heatmap.png", "history.png", "ratings_ci.png", "win_rate_heatmap.png"
     ]  # fmt: skip
 
 
