@@ -98,7 +98,6 @@ class Arena:
         self._settings = settings
         self.roster = roster
         self.engine = engine
-        self.backends = dict(backends)
         self.policy = policy
         self._secret = secret
         self._rng = rng or random.SystemRandom()
@@ -109,7 +108,7 @@ class Arena:
         )
         self.prompt_limit = RateLimiter(settings.prompts_per_minute, 60.0, "prompts")
         self.turns = TurnRunner(
-            backends=self.backends, db=self.db, leaks=LeakDetector.from_roster(roster)
+            backends=dict(backends), db=self.db, leaks=LeakDetector.from_roster(roster)
         )
         self.votes = VoteGate(
             engine=engine,
@@ -127,6 +126,15 @@ class Arena:
     def settings(self, settings: Settings) -> None:
         self._settings = settings
         self.votes.duplicate_prompt_cap = settings.duplicate_prompt_cap
+
+    @property
+    def backends(self) -> dict[str, Backend]:
+        """One backend per roster name (the turn runner's)."""
+        return self.turns.backends
+
+    @backends.setter
+    def backends(self, backends: Mapping[str, Backend]) -> None:
+        self.turns.backends = dict(backends)
 
     @property
     def leaks(self) -> LeakDetector:

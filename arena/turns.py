@@ -127,7 +127,7 @@ class TurnRunner:
     def __init__(
         self, *, backends: Mapping[str, Backend], db: Offload, leaks: LeakDetector
     ) -> None:
-        self.backends = backends
+        self.backends = dict(backends)
         self.db = db
         self.leaks = leaks
 

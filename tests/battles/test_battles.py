@@ -36,7 +36,12 @@ def names_in(arena: Arena, obj: object) -> list[str]:
     return [n for n in arena.roster.names if n in blob]
 
 
-def test_full_anonymous_battle_streams_votes_and_reveals(arena: Arena) -> None:
+@pytest.mark.parametrize("which", ["arena", pytest.param("real_arena", marks=pytest.mark.model)])
+def test_full_anonymous_battle_streams_votes_and_reveals(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    arena: Arena = request.getfixturevalue(which)
+
     async def main() -> tuple[list[TurnUpdate], Reveal]:
         updates = await play(arena, "Name a colour.")
         reveal = await arena.vote(
@@ -71,7 +76,9 @@ def test_full_anonymous_battle_streams_votes_and_reveals(arena: Arena) -> None:
     assert keys[0][0] == arena.user_key_for("10.0.0.1") and "10.0.0.1" not in keys[0][0]
 
 
-def test_both_sides_stream_concurrently(arena: Arena) -> None:
+@pytest.mark.parametrize("which", ["arena", pytest.param("real_arena", marks=pytest.mark.model)])
+def test_both_sides_stream_concurrently(which: str, request: pytest.FixtureRequest) -> None:
+    arena: Arena = request.getfixturevalue(which)
     updates = run(play(arena, "Count from one to ten in words."))
     # Some snapshot shows text on both sides while at least one is still generating.
     assert any(u.a.text and u.b.text and not (u.a.done and u.b.done) for u in updates), [
