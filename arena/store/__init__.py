@@ -1,4 +1,5 @@
-"""The battle store: SQLModel tables and the only code that writes the database.
+"""The battle store: SQLModel tables and the only code that writes the database
+(``ops.py`` for the live app, ``exchange.py`` for imports).
 
 SQLite by default (WAL, ``synchronous=FULL``, busy timeout, ``BEGIN IMMEDIATE`` writes);
 PostgreSQL with ``ARENA_DB_URL=postgresql+psycopg://...``.  Modules, one idea each:
@@ -48,18 +49,11 @@ from arena.store.models import (
     MESSAGE_SIDES,
     WINNERS,
     Battle,
-    BattleCreate,
     BattlePublic,
     Message,
-    MessageCreate,
-    MessagePublic,
     Model,
-    ModelCreate,
     ModelEvent,
-    ModelPublic,
     Vote,
-    VoteCreate,
-    VotePublic,
     utcnow,
 )
 from arena.store.ops import (
@@ -93,7 +87,6 @@ __all__ = [
     "WINNERS",
     "AlreadyVoted",
     "Battle",
-    "BattleCreate",
     "BattleErrored",
     "BattleImportError",
     "BattleNotFound",
@@ -104,19 +97,13 @@ __all__ = [
     "InvalidTransition",
     "InvalidValue",
     "Message",
-    "MessageCreate",
-    "MessagePublic",
     "Model",
-    "ModelCreate",
     "ModelEvent",
-    "ModelPublic",
     "SchemaOutOfDate",
     "StoreError",
     "UnknownModel",
     "Vote",
-    "VoteCreate",
     "VoteNotFound",
-    "VotePublic",
     "VoteRefused",
     "append_message",
     "battle_model_names",

@@ -1,9 +1,12 @@
 """The store's tables, and the public shapes of their rows.
 
-Each entity is split the SQLModel way: ``*Base`` (fields shared by every shape), ``*Create``
-(what a caller supplies), ``*Public`` (what may leave the server) and the ``table=True`` class.
-``BattlePublic`` and ``VotePublic`` carry no model names: a battle's models are revealed only
-after its vote is committed, and that reveal is ``battles.py``'s job, not a serialiser's.
+Each entity is split the SQLModel way: ``*Base`` (the fields shared by every shape) and the
+``table=True`` class.  ``BattlePublic`` is what may leave the server about a battle: it
+carries no model names, because a battle's models are revealed only after its vote is
+committed, and that reveal is the vote gate's job (``arena/votes.py``), not a serialiser's.
+Callers supply values as keyword arguments to the store operations (``ops.py``), which
+validate them; the unused ``*Create`` / ``*Public`` shapes were removed rather than kept as
+decoration.
 
 Schema changes go through an Alembic revision in ``arena/migrations/versions``;
 ``tests/store/test_schema.py`` fails when the tables here and the migrations disagree.
@@ -29,22 +32,15 @@ __all__ = [
     "WINNERS",
     "Battle",
     "BattleBase",
-    "BattleCreate",
     "BattlePublic",
     "Message",
     "MessageBase",
-    "MessageCreate",
-    "MessagePublic",
     "Model",
     "ModelBase",
-    "ModelCreate",
     "ModelEvent",
-    "ModelPublic",
     "UTCDateTime",
     "Vote",
     "VoteBase",
-    "VoteCreate",
-    "VotePublic",
     "new_battle_id",
     "utcnow",
 ]
@@ -118,17 +114,6 @@ class ModelBase(SQLModel):
     url: str | None = Field(default=None, max_length=500)
 
 
-class ModelCreate(ModelBase):
-    pass
-
-
-class ModelPublic(ModelBase):
-    id: int
-    first_served_at: dt.datetime | None
-    last_served_at: dt.datetime | None
-    deprecated_at: dt.datetime | None
-
-
 class Model(ModelBase, table=True):
     __tablename__ = "model"
 
@@ -168,12 +153,6 @@ class BattleBase(SQLModel):
     policy_name: str = Field(max_length=100, description="Sampling policy that drew the pair.")
     policy_version: str = Field(max_length=50, description="Version of that policy.")
     language: str | None = Field(default=None, max_length=20)
-
-
-class BattleCreate(BattleBase):
-    model_a: str
-    model_b: str
-    user_key: str
 
 
 class BattlePublic(BattleBase):
@@ -221,14 +200,6 @@ class MessageBase(SQLModel):
     finish_reason: str | None = Field(default=None, max_length=50)
 
 
-class MessageCreate(MessageBase):
-    battle_id: str
-
-
-class MessagePublic(MessageBase):
-    created_at: dt.datetime
-
-
 class Message(MessageBase, table=True):
     __tablename__ = "message"
     __table_args__ = (
@@ -248,15 +219,6 @@ class Message(MessageBase, table=True):
 
 class VoteBase(SQLModel):
     winner: str = Field(max_length=20, description="model_a | model_b | tie | tie (bothbad)")
-
-
-class VoteCreate(VoteBase):
-    battle_id: str
-
-
-class VotePublic(VoteBase):
-    battle_id: str
-    voted_at: dt.datetime
 
 
 class Vote(VoteBase, table=True):

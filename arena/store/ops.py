@@ -1,4 +1,6 @@
-"""The only code that writes the database: keyword-only operations on an explicit session.
+"""The live write path to the database: keyword-only operations on an explicit session.
+
+(The other writer is ``exchange.py``, which imports battle logs in one transaction.)
 
 Every operation is one transaction: it commits before returning, so a returned vote is on
 disk.  Returned rows are detached, fully loaded snapshots -- reading their attributes never
