@@ -20,3 +20,17 @@ def shared_data() -> Path:
             "set ARENA_SHARED_DATA to its data/ folder to run these known-answer tests)"
         )
     return SHARED_DATA
+
+
+# Tests that start processes, load the real model, drive a browser or a database server get
+# more than the default 60 s per test (pyproject.toml); an explicit @pytest.mark.timeout wins.
+SLOW_TIMEOUT_S = 600
+_SLOW_MARKS = ("slow", "model", "browser", "postgres")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("timeout") is None and any(
+            item.get_closest_marker(m) is not None for m in _SLOW_MARKS
+        ):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))

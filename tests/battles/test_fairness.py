@@ -25,6 +25,14 @@ async def play(
     return [u async for u in arena.turn(owner=owner, user_key=key, prompt=prompt, **kw)]
 
 
+async def until(condition: Any, timeout_s: float = 5.0) -> None:
+    """Wait (yielding to the loop) until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.001)
+
+
 def test_slot_limiter_serves_a_new_client_before_a_backlog() -> None:
     async def main() -> list[str]:
         slots = SlotLimiter(1)
@@ -36,15 +44,13 @@ def test_slot_limiter_serves_a_new_client_before_a_backlog() -> None:
             order.append(client)
 
         backlog = [asyncio.create_task(want("attacker")) for _ in range(5)]
-        await asyncio.sleep(0.01)
+        await until(lambda: slots.waiting == 5)
         victim = asyncio.create_task(want("victim"))
-        await asyncio.sleep(0.01)
+        await until(lambda: slots.waiting == 6)
         slots.release("attacker")  # the first freed slot goes to the victim, not the backlog
-        await asyncio.sleep(0.01)
-        for _ in range(6):
-            holder = order[-1]
-            slots.release(holder)
-            await asyncio.sleep(0.01)
+        for served in range(1, 7):
+            await until(lambda n=served: len(order) == n)
+            slots.release(order[-1])
         await asyncio.gather(victim, *backlog)
         assert slots.in_use == 0
         return order
@@ -68,9 +74,9 @@ def test_slot_limiter_round_robins_two_backlogs() -> None:
             slots.release(client)
 
         tasks = [asyncio.create_task(want("x")) for _ in range(4)]
-        await asyncio.sleep(0.01)
+        await until(lambda: slots.waiting == 4)
         tasks += [asyncio.create_task(want("y")) for _ in range(4)]
-        await asyncio.sleep(0.01)
+        await until(lambda: slots.waiting == 8)
         slots.release("x")
         slots.release("x")
         await asyncio.gather(*tasks)
