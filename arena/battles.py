@@ -198,18 +198,17 @@ class Arena:
         say(f"database: {store.redact_url(url)}")
         with store.new_session(engine) as session:
             for entry in roster:
-                meta = entry.metadata()
                 store.upsert_model(
                     session=session,
                     name=entry.name,
                     backend=entry.backend,
                     config_hash=entry.config_hash,
-                    params_b=meta["params_b"],
-                    license=meta["license"],
-                    open_weights=meta["open_weights"],
-                    organisation=meta["organisation"],
+                    params_b=entry.params_b,
+                    license=entry.license,
+                    open_weights=entry.open_weights,
+                    organisation=entry.organisation,
                     release_date=entry.release_date,
-                    url=meta["url"],
+                    url=entry.url,
                 )
         backends = {e.name: build_backend(e, settings=settings) for e in roster}
         policy = make_policy(

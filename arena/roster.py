@@ -34,7 +34,7 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypedDict, cast
 
 from ratings.metadata import METADATA_FIELDS, ModelMeta, meta_from_values
 
@@ -172,8 +172,9 @@ class RosterEntry:
         """Whether decoding is greedy (temperature 0)."""
         return self.temperature == 0.0
 
-    def metadata(self) -> dict[str, Any]:
-        """Return the descriptive fields (for the store and the leaderboard)."""
+    def metadata(self) -> EntryMetadata:
+        """Return the descriptive fields as plain values (dates as ISO text), for JSON output
+        and for :meth:`Roster.model_meta`; code reads the typed attributes directly."""
         return {
             "variant": self.variant,
             "params_b": self.params_b,
@@ -190,6 +191,23 @@ class RosterEntry:
                 self.knowledge_cutoff.isoformat() if self.knowledge_cutoff else None
             ),
         }
+
+
+class EntryMetadata(TypedDict):
+    """The descriptive fields of a roster entry, as :meth:`RosterEntry.metadata` returns them."""
+
+    variant: str
+    params_b: float | None
+    license: str | None
+    open_weights: bool | None
+    organisation: str | None
+    release_date: str | None
+    url: str | None
+    active_params_b: float | None
+    training_tokens_t: float | None
+    price_in_per_mtok: float | None
+    price_out_per_mtok: float | None
+    knowledge_cutoff: str | None
 
 
 @dataclass(frozen=True)
@@ -213,6 +231,10 @@ class Roster:
             if entry.name == name:
                 return entry
         raise KeyError(name)
+
+    def get(self, name: str, default: RosterEntry | None = None) -> RosterEntry | None:
+        """The entry called ``name``, or ``default``."""
+        return next((e for e in self.entries if e.name == name), default)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from arena import store
 from arena.markup import escape_markdown
-from arena.roster import Roster
+from arena.roster import Roster, RosterEntry
 from ratings import Leaderboard, RatingOptions, compute_leaderboard
 from ratings.data import BattleDataError
 from ratings.export import rank_range_text
@@ -179,7 +179,7 @@ class Standings:
         rows: list[list[Any]] = []
         preliminary = []
         for r in lb.rows:
-            meta = self._roster[r.model].metadata() if r.model in self._roster else {}
+            entry = self._roster.get(r.model)
             name = r.model
             if r.battles < self._min_battles:
                 name += " *"
@@ -187,7 +187,7 @@ class Standings:
             if r.model in deprecated:
                 name += " (deprecated)"
             rank_range = rank_range_text(r)
-            open_w = meta.get("open_weights")
+            open_w = entry.open_weights if entry else None
             rows.append(
                 [
                     r.rank,
@@ -196,10 +196,10 @@ class Standings:
                     round(r.rating, 1),
                     f"+{r.upper - r.rating:.1f} / -{r.rating - r.lower:.1f}",
                     r.battles,
-                    meta.get("organisation") or "",
-                    meta.get("license") or "",
+                    (entry.organisation if entry else None) or "",
+                    (entry.license if entry else None) or "",
                     "" if open_w is None else ("yes" if open_w else "no"),
-                    *_metadata_cells(meta),
+                    *_metadata_cells(entry),
                 ]
             )
         deprecated_rows = [i for i, r in enumerate(lb.rows) if r.model in deprecated]
@@ -231,22 +231,23 @@ class Standings:
         )
 
 
-def _metadata_cells(meta: dict[str, Any]) -> list[str]:
+def _metadata_cells(entry: RosterEntry | None) -> list[str]:
     """Params (with active params for mixture-of-experts), tokens, prices, dates."""
+    if entry is None:
+        return ["", "", "", "", ""]
 
-    def num(key: str) -> str:
-        v = meta.get(key)
+    def num(v: float | None) -> str:
         return "" if v is None else f"{v:g}"
 
-    params = num("params_b")
-    if meta.get("active_params_b") is not None:
-        params = f"{params} ({num('active_params_b')} active)".strip()
-    price_in, price_out = num("price_in_per_mtok"), num("price_out_per_mtok")
+    params = num(entry.params_b)
+    if entry.active_params_b is not None:
+        params = f"{params} ({num(entry.active_params_b)} active)".strip()
+    price_in, price_out = num(entry.price_in_per_mtok), num(entry.price_out_per_mtok)
     price = f"{price_in or '?'} / {price_out or '?'}" if price_in or price_out else ""
     return [
         params,
-        num("training_tokens_t"),
+        num(entry.training_tokens_t),
         price,
-        meta.get("release_date") or "",
-        meta.get("knowledge_cutoff") or "",
+        entry.release_date.isoformat() if entry.release_date else "",
+        entry.knowledge_cutoff.isoformat() if entry.knowledge_cutoff else "",
     ]
