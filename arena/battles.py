@@ -28,10 +28,11 @@ another voter's battle from another address.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 from sqlalchemy.engine import Engine
 
@@ -41,6 +42,7 @@ from arena.config import Settings
 from arena.integrity import LeakDetector, RateLimited, RateLimiter
 from arena.lifecycle import BattleMode, BattleRefused, BattleStatus, Refusal, refuse
 from arena.live import LiveBattle, LiveBattles, Reveal, SideView, TurnUpdate
+from arena.metrics import ArenaMetrics
 from arena.roster import Roster, load_roster
 from arena.sampling import PairDraw, SamplingPolicy, make_policy
 from arena.store.offload import Offload
@@ -101,20 +103,25 @@ class Arena:
         self.policy = policy
         self._secret = secret
         self._rng = rng or random.SystemRandom()
-        self.db = Offload(engine)
+        self.metrics = ArenaMetrics()
+        self.db = Offload(engine, observe=self.metrics.db_seconds.observe)
         self.live = LiveBattles(
             max_per_voter=settings.max_live_battles,
             max_per_address=settings.max_live_battles_per_address,
         )
         self.prompt_limit = RateLimiter(settings.prompts_per_minute, 60.0, "prompts")
         self.turns = TurnRunner(
-            backends=dict(backends), db=self.db, leaks=LeakDetector.from_roster(roster)
+            backends=dict(backends),
+            db=self.db,
+            leaks=LeakDetector.from_roster(roster),
+            metrics=self.metrics,
         )
         self.votes = VoteGate(
             engine=engine,
             db=self.db,
             vote_limit=RateLimiter(settings.votes_per_day, 86400.0, "votes"),
             duplicate_prompt_cap=settings.duplicate_prompt_cap,
+            metrics=self.metrics,
         )
 
     @property
@@ -302,6 +309,7 @@ class Arena:
             battle.id, owner, user_key, mode, draw.model_a, draw.model_b, address_key=address_key
         )
         self.live.add(live)
+        self.metrics.started(draw.model_a, draw.model_b)
         log.info("battle %s: started (%s, policy %s)", battle.id, mode, draw.policy_version)
         return live
 
@@ -350,26 +358,27 @@ class Arena:
             Empty or over-long prompt, turn limit, unknown or foreign battle, a battle
             that is not ready for another turn, too many battles being answered at once.
         """
-        text = self._check_prompt(prompt)
-        address = address_key or user_key
-        if battle_id is None:
-            live = None
-            draw = self._draw(mode, models)
-        else:
-            live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
-            self._check_continuable(live)
-            address = live.address_key or address
-        with self.live.answering(user_key=user_key, address_key=address):
-            try:
-                self.prompt_limit.hit(f"user:{user_key}")
-            except RateLimited as exc:
-                raise refuse(Refusal.RATE_LIMITED, detail=str(exc)) from None
-            if live is None:
-                live = await self._create(
-                    owner=owner, user_key=user_key, address_key=address, mode=mode, draw=draw
-                )
-            async for update in self.turns.run(live, text, replace_last=False):
-                yield update
+        with self._counting_refusals():
+            text = self._check_prompt(prompt)
+            address = address_key or user_key
+            if battle_id is None:
+                live = None
+                draw = self._draw(mode, models)
+            else:
+                live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
+                self._check_continuable(live)
+                address = live.address_key or address
+            with self.live.answering(user_key=user_key, address_key=address):
+                try:
+                    self.prompt_limit.hit(f"user:{user_key}")
+                except RateLimited as exc:
+                    raise refuse(Refusal.RATE_LIMITED, detail=str(exc)) from None
+                if live is None:
+                    live = await self._create(
+                        owner=owner, user_key=user_key, address_key=address, mode=mode, draw=draw
+                    )
+                async for update in self.turns.run(live, text, replace_last=False):
+                    yield update
 
     async def regenerate(
         self, *, owner: str, user_key: str, battle_id: str
@@ -384,13 +393,15 @@ class Arena:
         BattleRefused
             Nothing to regenerate, turn limit, or the battle is not active.
         """
-        live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
-        if live.turn == 0:
-            raise refuse(Refusal.NOTHING_TO_REGENERATE)
-        self._check_continuable(live)
-        with self.live.answering(user_key=user_key, address_key=live.address_key or user_key):
-            async for update in self.turns.run(live, live.last_prompt, replace_last=True):
-                yield update
+        with self._counting_refusals():
+            live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
+            if live.turn == 0:
+                raise refuse(Refusal.NOTHING_TO_REGENERATE)
+            self._check_continuable(live)
+            address = live.address_key or user_key
+            with self.live.answering(user_key=user_key, address_key=address):
+                async for update in self.turns.run(live, live.last_prompt, replace_last=True):
+                    yield update
 
     async def stop(self, *, owner: str, user_key: str, battle_id: str, wait_s: float = 0.0) -> None:
         """Stop both generations of the current turn; the battle becomes ``abandoned``.
@@ -406,8 +417,17 @@ class Arena:
         BattleRefused
             Unknown or foreign battle.
         """
-        live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
-        await self.turns.stop(live, wait_s=wait_s)
+        with self._counting_refusals():
+            live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
+            await self.turns.stop(live, wait_s=wait_s)
+
+    @contextlib.contextmanager
+    def _counting_refusals(self) -> Iterator[None]:
+        try:
+            yield
+        except BattleRefused as exc:
+            self.metrics.refused(exc.reason)
+            raise
 
     # ----------------------------------------------------------------------------------------
     # voting
@@ -435,9 +455,10 @@ class Arena:
         BattleRefused
             Unknown/foreign battle, still streaming, errored, already voted, bad winner.
         """
-        value = parse_winner(winner)
-        live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
-        return await self.votes.vote(live, value)
+        with self._counting_refusals():
+            value = parse_winner(winner)
+            live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
+            return await self.votes.vote(live, value)
 
     def refresh_policy(self, lb: Leaderboard) -> None:
         """Feed a fresh leaderboard to an ``active`` sampling policy (no-op otherwise)."""

@@ -65,6 +65,13 @@ class Settings:
         "in <data_dir>/secret.",
         secret=True,
     )
+    metrics_token: str = _setting(
+        "",
+        "Bearer token for GET /metrics. Empty means /metrics answers only direct loopback "
+        "requests (per-model counters must not reach voters).",
+        secret=True,
+        shown_default="(not set)",
+    )
     roster: str = _setting(
         "", "Model roster file (TOML). Empty means the bundled data/models.toml."
     )
@@ -213,7 +220,7 @@ def describe_settings() -> list[tuple[str, str, str]]:
     for f in dataclasses.fields(Settings):
         default = repr(f.default) if f.default is not dataclasses.MISSING else "(computed)"
         if f.metadata.get("secret"):
-            default = "(generated)"
+            default = f.metadata.get("shown_default", "(generated)")
         rows.append((ENV_PREFIX + f.name.upper(), default, f.metadata["help"]))
     return rows
 

@@ -32,6 +32,7 @@ from arena.backends import (
 from arena.integrity import LeakDetector
 from arena.lifecycle import BattleStatus, MessageSide
 from arena.live import LiveBattle, SideView, TurnUpdate
+from arena.metrics import ArenaMetrics
 from arena.store.offload import Offload
 
 __all__ = ["TurnRunner"]
@@ -122,14 +123,22 @@ class TurnRunner:
         Store calls off the event loop.
     leaks
         Finds answers that name a model (their battle's vote is then not counted).
+    metrics
+        Where generation times, speeds and failures are counted.
     """
 
     def __init__(
-        self, *, backends: Mapping[str, Backend], db: Offload, leaks: LeakDetector
+        self,
+        *,
+        backends: Mapping[str, Backend],
+        db: Offload,
+        leaks: LeakDetector,
+        metrics: ArenaMetrics | None = None,
     ) -> None:
         self.backends = dict(backends)
         self.db = db
         self.leaks = leaks
+        self.metrics = metrics or ArenaMetrics()
 
     async def run(
         self, live: LiveBattle, prompt: str, *, replace_last: bool
@@ -230,6 +239,8 @@ class TurnRunner:
                 self.cancel_side(live, s)
                 runs[s].error = GenerationCancelled(live.model(s), "other side failed")
         errors = [e for s in failed if (e := runs[s].error) is not None]
+        for s, e in zip(failed, errors, strict=True):
+            self.metrics.failed(live.model(s), e)
         cancelled = live.stop_requested and all(isinstance(e, GenerationCancelled) for e in errors)
         status = BattleStatus.ABANDONED if cancelled else BattleStatus.ERROR
         reason = "; ".join(f"side {s}: {e.kind}: {e}" for s, e in zip(failed, errors, strict=True))
@@ -254,6 +265,7 @@ class TurnRunner:
         for s in SIDES:
             stats = turn.runs[s].stats
             assert stats is not None
+            self.metrics.generated(stats)
             reply = "".join(turn.runs[s].parts)
             await self.db.call(
                 store.append_message,

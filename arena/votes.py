@@ -18,6 +18,7 @@ from arena import store
 from arena.integrity import RateLimited, RateLimiter
 from arena.lifecycle import BattleRefused, BattleStatus, Exclusion, Refusal, Winner, refuse
 from arena.live import LiveBattle, Reveal
+from arena.metrics import ArenaMetrics
 from arena.store.offload import Offload
 
 __all__ = ["VOTE_CHOICES", "VoteGate", "parse_winner"]
@@ -62,11 +63,20 @@ class VoteGate:
         Votes per voter per window (also checked against the database).
     duplicate_prompt_cap
         Counted votes per identical first prompt (``0``: no cap).
+    metrics
+        Where committed votes are counted.
     """
 
     def __init__(
-        self, *, engine: Engine, db: Offload, vote_limit: RateLimiter, duplicate_prompt_cap: int
+        self,
+        *,
+        engine: Engine,
+        db: Offload,
+        vote_limit: RateLimiter,
+        duplicate_prompt_cap: int,
+        metrics: ArenaMetrics | None = None,
     ) -> None:
+        self.metrics = metrics or ArenaMetrics()
         self.engine = engine
         self.db = db
         self.vote_limit = vote_limit
@@ -106,6 +116,7 @@ class VoteGate:
         except (store.ForeignBattle, store.BattleNotFound):
             raise refuse(Refusal.NOT_FOUND) from None
         live.status = BattleStatus.VOTED
+        self.metrics.voted(live.model_a, live.model_b)
         log.info("battle %s: vote %s committed", bid, winner)
         try:
             reason = await self.db.run(lambda: self.exclusion_for(live))

@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from starlette.middleware import Middleware
 
     from arena.ui.guard import GuardMiddleware
+    from arena.ui.ops import OpsMiddleware
 
     demo.launch(
         server_name=settings.host,
@@ -107,6 +108,17 @@ def run(args: argparse.Namespace) -> int:
         # any that slipped through would be over the size limit (build_app also sweeps
         # Gradio's temporary files hourly).
         max_file_size=0,
-        app_kwargs={"middleware": [Middleware(GuardMiddleware)]},
+        app_kwargs={
+            "middleware": [
+                Middleware(GuardMiddleware),
+                Middleware(
+                    OpsMiddleware,
+                    engine=arena.engine,
+                    metrics=arena.metrics,
+                    models=arena.roster.names,
+                    metrics_token=settings.metrics_token,
+                ),
+            ]
+        },
     )
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,10 +33,13 @@ class Offload:
     ----------
     engine
         The arena's database.
+    observe
+        Receives the seconds each call took (for the database-latency metric).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, observe: Callable[[float], object] | None = None) -> None:
         self.engine = engine
+        self._observe = observe
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run ``fn()`` in a worker thread.
@@ -45,11 +49,15 @@ class Offload:
         arena.lifecycle.BattleRefused
             ``db_unavailable`` when the database cannot be reached (nothing was recorded).
         """
+        t0 = time.monotonic()
         try:
             return await asyncio.to_thread(fn)
         except (OperationalError, InterfaceError, DisconnectionError) as exc:
             log.warning("database unavailable: %s", str(exc).splitlines()[0])
             raise refuse(Refusal.DB_UNAVAILABLE) from None
+        finally:
+            if self._observe is not None:
+                self._observe(time.monotonic() - t0)
 
     async def call(self, op: Callable[..., T], /, **kwargs: Any) -> T:
         """Run a keyword-only store operation (``op(session=..., **kwargs)``) in a new session.

@@ -316,3 +316,26 @@ def test_every_page_forbids_remote_images(app: App) -> None:
             csp = r.headers.get("content-security-policy", "")
             assert "img-src 'self' data: blob:" in csp, (path, csp)
             assert r.headers.get("x-content-type-options") == "nosniff"
+
+
+# ------------------------------------------------------------------------------------------
+# operator endpoints (issue 17: observability)
+
+
+def test_health_readiness_and_metrics_through_the_real_app(app: App) -> None:
+    import httpx
+
+    client = app.client()
+    battle(client, "count the battle")
+    with httpx.Client(base_url=app.url, timeout=30, trust_env=False) as http:
+        assert http.get("/healthz").text.strip() == "ok"
+        r = http.get("/readyz")
+        assert r.status_code == 200 and "ready" in r.text
+        metrics = http.get("/metrics")
+        assert metrics.status_code == 200
+        assert "arena_battles_started_total" in metrics.text
+        assert 'arena_battles_started_total{model="stub-' in metrics.text
+        # Through a proxy (X-Forwarded-For) the public must not read per-model counters:
+        # polling them around a battle would reveal its models.
+        hidden = http.get("/metrics", headers={"x-forwarded-for": "198.51.100.7"})
+        assert hidden.status_code == 404 and "arena_" not in hidden.text
