@@ -43,6 +43,7 @@ from arena.integrity import LeakDetector, RateLimited, RateLimiter
 from arena.lifecycle import BattleMode, BattleRefused, BattleStatus, Refusal, refuse
 from arena.live import LiveBattle, LiveBattles, Reveal, SideView, TurnUpdate
 from arena.metrics import ArenaMetrics
+from arena.moderation import Action, Decision, Moderator
 from arena.roster import Roster, load_roster
 from arena.sampling import PairDraw, SamplingPolicy, make_policy
 from arena.store.offload import Offload
@@ -81,6 +82,8 @@ class Arena:
         Key for user-key hashing.
     rng
         Randomness for pair draws (seed it in tests).
+    moderator
+        Content moderation for prompts and answers (default: off).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class Arena:
         policy: SamplingPolicy,
         secret: str,
         rng: random.Random | None = None,
+        moderator: Moderator | None = None,
     ) -> None:
         missing = [n for n in roster.names if n not in backends]
         if missing:
@@ -104,6 +108,7 @@ class Arena:
         self._secret = secret
         self._rng = rng or random.SystemRandom()
         self.metrics = ArenaMetrics()
+        self.moderator = moderator or Moderator()
         self.db = Offload(engine, observe=self.metrics.db_seconds.observe)
         self.live = LiveBattles(
             max_per_voter=settings.max_live_battles,
@@ -115,6 +120,8 @@ class Arena:
             db=self.db,
             leaks=LeakDetector.from_roster(roster),
             metrics=self.metrics,
+            moderator=self.moderator,
+            record=self._record_decision,
         )
         self.votes = VoteGate(
             engine=engine,
@@ -218,9 +225,10 @@ class Arena:
                     url=entry.url,
                 )
         backends = {e.name: build_backend(e, settings=settings) for e in roster}
-        policy = make_policy(
-            settings.sampling_policy, roster.names, {e.name: e.weight for e in roster}
-        )
+        moderator = Moderator.from_settings(settings, backends)
+        # A roster entry serving as the guard model judges prompts; it is not drawn to answer.
+        names = [n for n in roster.names if n != settings.moderation_guard_model]
+        policy = make_policy(settings.sampling_policy, names, {e.name: e.weight for e in roster})
         return cls(
             settings=settings,
             roster=roster,
@@ -228,6 +236,7 @@ class Arena:
             backends=backends,
             policy=policy,
             secret=store.resolve_secret(settings),
+            moderator=moderator,
         )
 
     async def load(self, say: Callable[[str], None] = lambda s: None) -> None:
@@ -373,11 +382,14 @@ class Arena:
                     self.prompt_limit.hit(f"user:{user_key}")
                 except RateLimited as exc:
                     raise refuse(Refusal.RATE_LIMITED, detail=str(exc)) from None
+                notice = await self._moderate_prompt(text, live, user_key)
                 if live is None:
                     live = await self._create(
                         owner=owner, user_key=user_key, address_key=address, mode=mode, draw=draw
                     )
-                async for update in self.turns.run(live, text, replace_last=False):
+                if notice is not None:
+                    live.moderated = True
+                async for update in self.turns.run(live, text, replace_last=False, notice=notice):
                     yield update
 
     async def regenerate(
@@ -420,6 +432,44 @@ class Arena:
         with self._counting_refusals():
             live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
             await self.turns.stop(live, wait_s=wait_s)
+
+    async def _moderate_prompt(
+        self, text: str, live: LiveBattle | None, user_key: str
+    ) -> str | None:
+        """Check a prompt before any model sees it: refuse it (block), or return the notice
+        to show with the turn (warn); ``None`` when nothing was found or only logged."""
+        if not self.moderator.active:
+            return None
+        decision = await self.moderator.check_prompt(text)
+        if not decision.flagged:
+            return None
+        turn = live.turn + 1 if live is not None else 1
+        await self._record_decision(
+            decision, live.battle_id if live else None, user_key, turn, "user"
+        )
+        if decision.action == Action.BLOCKED:
+            raise refuse(Refusal.MODERATED, categories=", ".join(decision.categories))
+        if decision.action == Action.WARNED:
+            return (
+                "This arena's content rules flagged your prompt "
+                f"({', '.join(decision.categories)}), so this battle's vote will not be counted."
+            )
+        return None
+
+    async def _record_decision(
+        self, decision: Decision, battle_id: str | None, user_key: str, turn: int, side: str
+    ) -> None:
+        """Count and store a moderation decision that found something."""
+        self.metrics.moderated(
+            decision.where, sorted({f.checker for f in decision.findings}), decision.action
+        )
+        log.info(
+            "battle %s: moderation %s on %s: %s",
+            battle_id or "(none yet)",
+            decision.action,
+            decision.where,
+            ", ".join(decision.categories),
+        )
 
     @contextlib.contextmanager
     def _counting_refusals(self) -> Iterator[None]:

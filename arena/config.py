@@ -72,6 +72,30 @@ class Settings:
         secret=True,
         shown_default="(not set)",
     )
+    moderation: str = _setting(
+        "off",
+        "Content moderation: off, log (store decisions only), warn (tell the voter; the "
+        "battle's vote is not counted) or block (a flagged prompt never reaches a model, a "
+        "flagged answer is never shown). See docs/moderation.md.",
+    )
+    moderation_blocklist: str = _setting(
+        "", "Operator blocklist file (words, phrases, re: regular expressions); empty: none."
+    )
+    moderation_pii: bool = _setting(
+        True,
+        "Check for personal data (e-mail, phone, card numbers, IP addresses) when moderation "
+        "is on.",
+    )
+    moderation_pii_regions: str = _setting(
+        "US",
+        "Comma-separated regions whose national phone formats the personal-data check knows "
+        "(international +... numbers are always recognised).",
+    )
+    moderation_guard_model: str = _setting(
+        "",
+        "Roster entry used as a guard model (Llama Guard style) on prompts; it is then not "
+        "drawn for battles. Empty: no guard model.",
+    )
     roster: str = _setting(
         "", "Model roster file (TOML). Empty means the bundled data/models.toml."
     )

@@ -113,6 +113,8 @@ class Exclusion(StrEnum):
     REGENERATE_REVEAL = "regenerate_reveal"
     """A Regenerate gave the same answer again on a side, which shows the voter that side
     decodes deterministically, and so which roster entry it is."""
+    MODERATED = "moderated"
+    """Content moderation flagged the battle's prompt or an answer (``warn`` or ``block``)."""
     RATE_LIMITED = "rate_limited"
     """(Reserved) a vote beyond the per-voter daily cap, when enforced after the fact."""
 
@@ -138,6 +140,7 @@ class Refusal(StrEnum):
     ALREADY_VOTED = "already_voted"
     ERRORED = "errored"
     NOT_READY = "not_ready"
+    MODERATED = "moderated"
 
     @property
     def template(self) -> str:
@@ -170,6 +173,8 @@ _MESSAGES: Mapping[Refusal, str] = MappingProxyType(
         Refusal.ALREADY_VOTED: "This battle already has your vote.",
         Refusal.ERRORED: "This battle ended without both answers and cannot be voted on.",
         Refusal.NOT_READY: "Wait for both answers before voting.",
+        Refusal.MODERATED: "This prompt was blocked by this arena's content rules "
+        "({categories}). Nothing was sent to the models.",
     }
 )
 assert set(_MESSAGES) == set(Refusal), "every refusal needs its message"

@@ -102,6 +102,8 @@ class LiveBattle:
     # A Regenerate gave the same answer again on a side: that side decodes deterministically,
     # which tells the voter which roster entry it is (issue 11); the vote must not count.
     repeat_revealed: bool = False
+    # Moderation flagged a prompt or an answer in ``warn`` mode: the vote will not count.
+    moderated: bool = False
     busy: bool = False
     # Set when a turn stops streaming; a new one per turn, as an Event binds to one loop.
     idle: asyncio.Event = field(default_factory=asyncio.Event)

@@ -74,6 +74,12 @@ class ArenaMetrics:
         self.refusals = Counter(
             "arena_refusals", "Requests refused, per reason.", ["reason"], registry=r
         )
+        self.moderation = Counter(
+            "arena_moderation_decisions",
+            "Moderation decisions that found something, per place, checker and action.",
+            ["where", "checker", "action"],
+            registry=r,
+        )
         self.ttft = Histogram(
             "arena_time_to_first_token_seconds",
             "Seconds from the request to the first text, per model (slot wait included).",
@@ -119,6 +125,11 @@ class ArenaMetrics:
         if error.kind not in _NOT_THE_MODELS_FAULT:
             h = self.health.setdefault(model, ModelHealth())
             h.last_failure, h.last_error = time.monotonic(), error.kind
+
+    def moderated(self, where: str, checkers: list[str], action: str) -> None:
+        """A moderation decision found something."""
+        for checker in checkers:
+            self.moderation.labels(where, checker, action).inc()
 
     def refused(self, reason: str) -> None:
         """A request was refused."""

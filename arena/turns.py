@@ -13,7 +13,7 @@ import contextlib
 import difflib
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from arena import store
@@ -33,11 +33,15 @@ from arena.integrity import LeakDetector
 from arena.lifecycle import BattleStatus, MessageSide
 from arena.live import LiveBattle, SideView, TurnUpdate
 from arena.metrics import ArenaMetrics
+from arena.moderation import Action, Decision, ModerationMode, Moderator
 from arena.store.offload import Offload
 
-__all__ = ["TurnRunner"]
+__all__ = ["DecisionRecorder", "TurnRunner"]
 
 log = logging.getLogger(__name__)
+
+#: Stores a moderation decision: (decision, battle id, user key, turn, side).
+DecisionRecorder = Callable[[Decision, str | None, str, int, str], Awaitable[None]]
 
 SIDES = (MessageSide.A, MessageSide.B)
 
@@ -52,6 +56,19 @@ _FAILURE_TEXT = {
 _GENERIC_FAILURE = "This model failed to answer."
 _STOPPED = "Generation stopped. This battle cannot be voted on; start a new round."
 _FAILED = "A model failed to answer, so this battle will not be counted. Start a new round."
+_WITHHELD = "This answer was withheld by this arena's content rules."
+_BLOCKED = (
+    "An answer was withheld by this arena's content rules, so this battle will not be "
+    "counted. Start a new round."
+)
+_FLAGGED = "This arena's content rules flagged this battle, so its vote will not be counted."
+# Moderating a streamed answer re-checks this many characters before the new text, so that
+# a match spanning two frames is still found (e-mails, numbers and phrases are shorter).
+_MODERATION_OVERLAP = 256
+# In block mode the last this-many characters of a streaming answer are held back until
+# more text (or the end) has been checked: a finding up to this long is never shown, not
+# even its first half.
+_MODERATION_HOLDBACK = 128
 # Longest time text waits before it is sent on (at most ~1/_FRAME_S updates per second).
 _FRAME_S = 0.05
 # Two answers at least this similar count as "the same answer again" after a Regenerate.
@@ -63,10 +80,17 @@ class _SideRun:
     parts: list[str] = field(default_factory=list)
     stats: GenerationStats | None = None
     error: BackendError | None = None
+    withheld: Decision | None = None  # moderation blocked this answer
+    checked_upto: int = 0  # characters already moderated
+    flagged: bool = False  # moderation flagged it (any mode)
 
     @property
     def finished(self) -> bool:
-        return self.stats is not None or self.error is not None
+        return self.stats is not None or self.error is not None or self.withheld is not None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
 
     def apply(self, item: object) -> None:
         if isinstance(item, TextDelta):
@@ -76,11 +100,16 @@ class _SideRun:
         elif isinstance(item, BackendError):
             self.error = item
 
-    def view(self) -> SideView:
+    def view(self, holdback: int = 0) -> SideView:
+        if self.withheld is not None:
+            return SideView("", True, _WITHHELD)
         err = None
         if self.error is not None:
             err = _FAILURE_TEXT.get(self.error.kind, _GENERIC_FAILURE)
-        return SideView("".join(self.parts), self.finished, err)
+        text = self.text
+        if holdback and not self.finished:
+            text = text[: max(0, len(text) - holdback)]
+        return SideView(text, self.finished, err)
 
 
 @dataclass
@@ -90,6 +119,8 @@ class _Turn:
     live: LiveBattle
     number: int
     prompt: str
+    notice: str | None = None
+    holdback: int = 0
     runs: dict[str, _SideRun] = field(default_factory=lambda: {s: _SideRun() for s in SIDES})
 
     def snapshot(
@@ -99,17 +130,17 @@ class _Turn:
             self.live.battle_id,
             self.number,
             self.prompt,
-            self.runs["a"].view(),
-            self.runs["b"].view(),
+            self.runs["a"].view(self.holdback),
+            self.runs["b"].view(self.holdback),
             status,
-            message,
+            message or self.notice,
         )
 
     def settled(self) -> bool:
         return all(r.finished for r in self.runs.values()) or self.failed()
 
     def failed(self) -> bool:
-        return any(r.error is not None for r in self.runs.values())
+        return any(r.error is not None or r.withheld is not None for r in self.runs.values())
 
 
 class TurnRunner:
@@ -125,6 +156,10 @@ class TurnRunner:
         Finds answers that name a model (their battle's vote is then not counted).
     metrics
         Where generation times, speeds and failures are counted.
+    moderator
+        Checks answers before they are shown (see :mod:`arena.moderation`).
+    record
+        Stores a moderation decision that found something.
     """
 
     def __init__(
@@ -134,16 +169,22 @@ class TurnRunner:
         db: Offload,
         leaks: LeakDetector,
         metrics: ArenaMetrics | None = None,
+        moderator: Moderator | None = None,
+        record: DecisionRecorder | None = None,
     ) -> None:
         self.backends = dict(backends)
         self.db = db
         self.leaks = leaks
         self.metrics = metrics or ArenaMetrics()
+        self.moderator = moderator or Moderator()
+        self.record = record
 
     async def run(
-        self, live: LiveBattle, prompt: str, *, replace_last: bool
+        self, live: LiveBattle, prompt: str, *, replace_last: bool, notice: str | None = None
     ) -> AsyncIterator[TurnUpdate]:
         """Stream one turn; with ``replace_last``, the last turn again (Regenerate).
+
+        ``notice`` is shown with every update of the turn (a moderation warning).
 
         Yields
         ------
@@ -153,7 +194,9 @@ class TurnRunner:
         live.busy = True
         live.idle = asyncio.Event()
         live.stop_requested = False
-        turn = _Turn(live, live.turn + 1, prompt)
+        turn = _Turn(live, live.turn + 1, prompt, notice or (_FLAGGED if live.moderated else None))
+        if self.moderator.active and self.moderator.mode == ModerationMode.BLOCK:
+            turn.holdback = _MODERATION_HOLDBACK
         tasks: list[asyncio.Task[None]] = []
         finished = False
         try:
@@ -166,8 +209,15 @@ class TurnRunner:
                 )
                 live.requests[s] = request.request_id
                 tasks.append(asyncio.create_task(self._pump(live, s, request, queue)))
-            async for update in self._stream(turn, queue):
-                yield update
+            # Every frame is moderated before it is shown (block mode: nothing flagged is).
+            async with contextlib.aclosing(self._stream(turn, queue)) as frames:
+                async for _frame in frames:
+                    await self._moderate(turn)
+                    if turn.failed():
+                        break
+                    yield turn.snapshot()
+            if not turn.failed():
+                await self._moderate(turn, final=True)
             if turn.failed():
                 update = await self._end_failed(turn)
             else:
@@ -210,7 +260,7 @@ class TurnRunner:
     @staticmethod
     async def _stream(
         turn: _Turn, queue: asyncio.Queue[tuple[str, object]]
-    ) -> AsyncIterator[TurnUpdate]:
+    ) -> AsyncGenerator[TurnUpdate, None]:
         """Snapshots until both sides finished or one failed."""
         yield turn.snapshot()
         loop = asyncio.get_running_loop()
@@ -242,15 +292,24 @@ class TurnRunner:
         for s, e in zip(failed, errors, strict=True):
             self.metrics.failed(live.model(s), e)
         cancelled = live.stop_requested and all(isinstance(e, GenerationCancelled) for e in errors)
+        withheld = {s: d for s in SIDES if (d := runs[s].withheld) is not None}
+        cancelled = cancelled and not withheld
         status = BattleStatus.ABANDONED if cancelled else BattleStatus.ERROR
         reason = "; ".join(f"side {s}: {e.kind}: {e}" for s, e in zip(failed, errors, strict=True))
+        if withheld:
+            reason = "; ".join(
+                [f"side {s}: moderated: {', '.join(d.categories)}" for s, d in withheld.items()]
+                + ([reason] if reason else [])
+            )
         log.warning("battle %s: turn %d ended %s (%s)", live.battle_id, turn.number, status, reason)
         await self.db.call(
             store.set_status, battle_id=live.battle_id, status=status, error_reason=reason
         )
         live.status = status
         busy = [e for e in errors if isinstance(e, BackendBusy)]
-        if cancelled:
+        if withheld:
+            message = _BLOCKED
+        elif cancelled:
             message = _STOPPED
         elif busy:
             wait = math.ceil(max(e.retry_after_s for e in busy))
@@ -258,6 +317,38 @@ class TurnRunner:
         else:
             message = _FAILED
         return turn.snapshot(status, message)
+
+    async def _moderate(self, turn: _Turn, *, final: bool = False) -> None:
+        """Check each side's new text before it is shown; act on the first finding."""
+        if not self.moderator.active:
+            return
+        live = turn.live
+        for s in SIDES:
+            run = turn.runs[s]
+            text = run.text
+            if run.flagged or (len(text) <= run.checked_upto and not final):
+                continue
+            start = max(0, run.checked_upto - _MODERATION_OVERLAP)
+            decision = self.moderator.check_fast(text[start:], f"answer_{s}")
+            run.checked_upto = len(text)
+            if not decision.flagged:
+                continue
+            run.flagged = True
+            log.info(
+                "battle %s: side %s answer flagged (%s): %s",
+                live.battle_id,
+                s,
+                ", ".join(decision.categories),
+                decision.action,
+            )
+            if self.record is not None:
+                await self.record(decision, live.battle_id, live.user_key, turn.number, s)
+            if decision.action == Action.BLOCKED:
+                run.withheld = decision
+                self.cancel_side(live, s)
+            elif decision.action == Action.WARNED:
+                live.moderated = True
+                turn.notice = _FLAGGED
 
     async def _end_ready(self, turn: _Turn, previous: Mapping[str, str]) -> TurnUpdate:
         """Both sides answered: store the answers, check them, and open the vote."""

@@ -148,6 +148,9 @@ class VoteGate:
         if live.leaked:
             log.info("battle %s: identity leak (%s)", bid, ", ".join(sorted(live.leaked)))
             return Exclusion.IDENTITY_LEAK
+        if live.moderated:
+            log.info("battle %s: moderation flagged it", bid)
+            return Exclusion.MODERATED
         if live.repeat_revealed:
             log.info("battle %s: a regenerated side repeated itself", bid)
             return Exclusion.REGENERATE_REVEAL
