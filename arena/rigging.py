@@ -252,7 +252,7 @@ def _pooled_flags(
         FitResult(fit.theta, fit.hinv, fit.used[sel]),
         tau=cells.tau,
     )
-    gflags = flag_cells(gcells, alpha=s.alpha, fdr=s.fdr, group_alpha=0.0)
+    gflags = flag_cells(gcells, alpha=s.alpha, group=False)
     own = {(int(v), int(m)): i for i, (v, m) in enumerate(zip(cells.voter, cells.model))}
     log_member = math.log(s.member_p)
     out: list[VoterFlag] = []
@@ -337,7 +337,7 @@ def detect_rigging(
         battles.a, battles.b, battles.outcome, judge, n_voters, m, trim=s.trim
     )
     report.taste_sd_elo = cells.tau * ELO_SCALE
-    flags = flag_cells(cells, alpha=s.alpha, fdr=s.fdr, group_alpha=1.0)
+    flags = flag_cells(cells, alpha=s.alpha, fdr=s.fdr)
     for ci, dsign, test, lp in zip(
         flags.cell.tolist(), flags.direction.tolist(), flags.test.tolist(), flags.log_p.tolist(),
         strict=True,

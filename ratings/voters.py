@@ -26,9 +26,10 @@ a personal taste would produce?  The pieces:
     once does.
 ``flag_cells``
     Two tests on the final cells.  Per cell: Holm's step-down over every cell and direction
-    (family-wise error rate ``alpha``).  Per model and direction (the group test): when more
-    cells reach ``p <= screen`` than the binomial null allows (Bonferroni over models and
-    directions), Benjamini-Hochberg at ``fdr`` among that model's cells names the accounts.
+    that could reach significance (family-wise error rate ``alpha``).  Per model and
+    direction (the group test for many small accounts): Benjamini-Hochberg at ``fdr`` among
+    that model's cells, on the results alone and on results combined with exposure (how
+    many of the voter's battles involve the model).
 ``robustness``
     For each model, how far its rating moves when its ``k`` most influential voters (each
     direction) are removed, by an exact refit without them.
@@ -69,7 +70,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 _GH_NODES = 24  # Gauss-Hermite nodes for the taste integral; 1e-6 relative on test cases
 _SCREEN_Z = 1.0  # cells with a plain |z| below this have p > 0.15 and skip the integral
-_MEDIAN_CHI2_1 = float(st.chi2.ppf(0.5, 1))  # 0.4549...
+_TAU_QUANTILE = 0.25  # match the lower quartile: attack cells sit in the upper tail
+_CHI2_1_AT_Q = float(st.chi2.ppf(_TAU_QUANTILE, 1))  # 0.1015...
 _TAU_MIN_DECISIVE = 5  # cells with fewer decisive votes say little about taste
 _TAU_MAX = 5.0  # a taste sd beyond this (870 Elo) means the data cannot tell
 
@@ -193,6 +195,15 @@ class CellTests:
     log_p_high, log_p_low
         Natural log of the one-sided p-values for excess wins and for excess losses, under
         the honest-taste null.
+    log_min_high, log_min_low
+        The smallest values those p-values could take for these battles (all won, all lost):
+        a cell of two votes can never be significant, and leaving it out of the multiple-
+        testing family (Tarone 1990; Gilbert 2005) costs the real tests nothing.
+    log_p_exposure
+        Log p-value for the voter's battles involving the model being more than chance
+        gives: in anonymous battles a voter cannot pick the models, only whether to vote,
+        so an account that votes mostly when one model plays has recognised it.  Used only
+        to sharpen the group test, never to flag on its own.
     tau
         Taste standard deviation used (natural-log strength units).
     """
@@ -205,6 +216,9 @@ class CellTests:
     info: FloatArray
     log_p_high: FloatArray
     log_p_low: FloatArray
+    log_min_high: FloatArray
+    log_min_low: FloatArray
+    log_p_exposure: FloatArray
     tau: float
 
     def z(self, direction: int) -> FloatArray:
@@ -239,9 +253,10 @@ def taste_sd(n: IntArray, wins: FloatArray, expected: FloatArray, info: FloatArr
 
     Each cell's one-step estimate of its taste offset, ``(wins - expected) / info``, has
     sampling variance ``1 / info``; with taste its variance is ``1 / info + tau^2``.  ``tau``
-    is chosen so that the median of ``offset^2 / (1 / info + tau^2)`` is the median of a
-    chi-square with one degree of freedom: a median, so the few extreme cells of an attack
-    do not inflate the taste allowance that would hide them.
+    is chosen so that the lower quartile of ``offset^2 / (1 / info + tau^2)`` is that of a
+    chi-square with one degree of freedom: a quantile, so the extreme cells of an attack
+    (its own and those of the models it beats) do not inflate the taste allowance that would
+    hide them, and a low one, so that up to three quarters of the cells may be off.
 
     Parameters
     ----------
@@ -260,7 +275,7 @@ def taste_sd(n: IntArray, wins: FloatArray, expected: FloatArray, info: FloatArr
     var0 = 1.0 / info[ok]
 
     def excess(t2: float) -> float:
-        return float(np.median(off2 / (var0 + t2))) - _MEDIAN_CHI2_1
+        return float(np.quantile(off2 / (var0 + t2), _TAU_QUANTILE)) - _CHI2_1_AT_Q
 
     if excess(0.0) <= 0:
         return 0.0
@@ -317,15 +332,24 @@ def cell_tests(
         tau = taste_sd(n, wins, expected, info)
     log_hi = np.zeros(k)
     log_lo = np.zeros(k)
+    x, w = np.polynomial.hermite.hermgauss(_GH_NODES)
+    shifts = math.sqrt(2.0) * tau * x if tau > 0 else np.zeros(1)
+    logw = np.log(w / math.sqrt(math.pi)) if tau > 0 else np.zeros(1)
+    min_hi = np.empty((k, shifts.size))
+    min_lo = np.empty_like(min_hi)
+    for j, d in enumerate(shifts):
+        pbar = np.clip(np.bincount(inv, expit(eta + d), k) / n, 1e-300, 1.0)
+        qbar = np.clip(np.bincount(inv, expit(-(eta + d)), k) / n, 1e-300, 1.0)
+        min_hi[:, j] = n * np.log(pbar)
+        min_lo[:, j] = n * np.log(qbar)
+    log_min_hi = np.minimum(logsumexp(min_hi + logw, axis=1), 0.0)
+    log_min_lo = np.minimum(logsumexp(min_lo + logw, axis=1), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         z0 = np.where(info > 0, (wins - expected) / np.sqrt(info), 0.0)
     hot = np.flatnonzero(np.abs(z0) >= _SCREEN_Z)
     if hot.size:
         sel = np.isin(inv, hot)
         rows_cell = np.searchsorted(hot, inv[sel])
-        x, w = np.polynomial.hermite.hermgauss(_GH_NODES)
-        shifts = math.sqrt(2.0) * tau * x if tau > 0 else np.zeros(1)
-        logw = np.log(w / math.sqrt(math.pi)) if tau > 0 else np.zeros(1)
         nh = n[hot]
         oh = wins[hot]
         lh = np.empty((hot.size, shifts.size))
@@ -338,6 +362,14 @@ def cell_tests(
             ll[:, j] = st.binom.logcdf(oh, nh, pbar)
         log_hi[hot] = np.minimum(logsumexp(lh + logw, axis=1), 0.0)
         log_lo[hot] = np.minimum(logsumexp(ll + logw, axis=1), 0.0)
+    # Exposure: of the voter's votes (ties too), how many involve the model, against the
+    # model's share of all battles.
+    nv_all = np.bincount(voter, minlength=n_voters).astype(np.float64)
+    share = (np.bincount(a, minlength=m) + np.bincount(b, minlength=m)) / max(a.shape[0], 1)
+    keys_all = np.concatenate([voter * m + a, voter * m + b])
+    involved = np.bincount(np.searchsorted(cells, keys_all[np.isin(keys_all, cells)]), None, k)
+    cv, cm = cells // m, cells % m
+    log_exp = np.minimum(st.binom.logsf(involved - 1, nv_all[cv], share[cm]), 0.0)
     return CellTests(
         voter=(cells // m).astype(np.int64),
         model=(cells % m).astype(np.int64),
@@ -347,6 +379,9 @@ def cell_tests(
         info=info,
         log_p_high=log_hi,
         log_p_low=log_lo,
+        log_min_high=log_min_hi,
+        log_min_low=log_min_lo,
+        log_p_exposure=log_exp,
         tau=float(tau),
     )
 
@@ -360,7 +395,7 @@ def robust_fit(
     n_models: int,
     *,
     trim: float = 0.005,
-    rounds: int = 3,
+    rounds: int = 5,
     l2: float = DEFAULT_L2,
 ) -> tuple[FitResult, CellTests]:
     """Fit, leave out every extreme (voter, model) cell, refit; repeat.
@@ -372,11 +407,11 @@ def robust_fit(
     n_voters, n_models
         Code ranges.
     trim
-        One-sided p-value at or below which a cell's votes with that model are left out of
-        the next fit.  Honest cells are trimmed about equally in both directions, so the
-        fit moves little for them.
+        One-sided p-value (without taste) at or below which a cell's votes with that model
+        are left out of the next fit.  Honest cells are trimmed about equally in both
+        directions, so the fit moves little for them.
     rounds
-        Refits after the first.
+        At most this many refits (fewer when the trimmed set stops changing).
     l2
         Ridge penalty.
 
@@ -388,17 +423,22 @@ def robust_fit(
         The cells judged against it (all votes, trimmed or not, are tested).
     """
     fit = fit_theta(a, b, outcome, n_models, l2=l2)
-    cells = cell_tests(a, b, outcome, voter, n_voters, fit)
     log_trim = math.log(trim)
+    dropped = np.zeros(a.shape[0], dtype=bool)
     for _ in range(rounds):
-        bad = (cells.log_p_high <= log_trim) | (cells.log_p_low <= log_trim)
+        # Trimming judges cells without taste (tau = 0): a large attack pollutes the fit, the
+        # polluted fit makes honest cells look like strong taste, and a taste allowance
+        # estimated from them would hide the attack that caused it.
+        plain = cell_tests(a, b, outcome, voter, n_voters, fit, tau=0.0)
+        bad = (plain.log_p_high <= log_trim) | (plain.log_p_low <= log_trim)
         bad_keys = np.zeros(n_voters * n_models, dtype=bool)
-        bad_keys[cells.voter[bad] * n_models + cells.model[bad]] = True
+        bad_keys[plain.voter[bad] * n_models + plain.model[bad]] = True
         drop = bad_keys[voter * n_models + a] | bad_keys[voter * n_models + b]
-        if drop.all():
+        if drop.all() or np.array_equal(drop, dropped):
             break
+        dropped = drop
         fit = fit_theta(a, b, outcome, n_models, used=~drop, l2=l2)
-        cells = cell_tests(a, b, outcome, voter, n_voters, fit)
+    cells = cell_tests(a, b, outcome, voter, n_voters, fit)
     return fit, cells
 
 
@@ -423,6 +463,23 @@ class CellFlags:
     direction: IntArray
     test: npt.NDArray[np.str_]
     log_p: FloatArray
+
+
+def _tarone_holm(log_p: FloatArray, log_min: FloatArray, alpha: float) -> BoolArray:
+    """Holm's step-down over the tests that can reach significance (Tarone's family)."""
+    sorted_min = np.sort(log_min)
+    family_size = log_p.size
+    for kk in range(1, log_p.size + 1):
+        # Tests whose smallest attainable p is <= alpha / kk; the first kk with at most kk of
+        # them fixes the family (Tarone 1990).
+        if np.searchsorted(sorted_min, math.log(alpha / kk), side="right") <= kk:
+            family_size = kk
+            break
+    family = np.flatnonzero(log_min <= math.log(alpha / family_size))
+    out = np.zeros(log_p.size, dtype=bool)
+    if family.size:
+        out[family] = _holm(log_p[family], alpha)
+    return out
 
 
 def _holm(log_p: FloatArray, alpha: float) -> BoolArray:
@@ -450,9 +507,11 @@ def _bh(log_p: FloatArray, q: float) -> BoolArray:
 def flag_cells(
     cells: CellTests,
     *,
+    group: bool = True,
+    use_exposure: bool = True,
     alpha: float = 0.01,
     screen: float = 0.01,
-    group_alpha: float = 0.001,
+    screen_exposure: float = 0.05,
     fdr: float = 0.02,
 ) -> CellFlags:
     """Flag cells: Holm per cell, then the per-model group test with BH.
@@ -461,14 +520,21 @@ def flag_cells(
     ----------
     cells
         From :func:`cell_tests`.
+    group
+        Run the per-model group test too (``False``: only the per-cell test).
+    use_exposure
+        Also run the group test on Fisher's combination of each cell's result p-value and
+        its exposure p-value (independent under the honest null); a cell must still reach
+        ``screen_exposure`` on its results alone.
     alpha
         Family-wise error rate of the per-cell test over all cells and both directions.
     screen
-        A cell counts as extreme for the group test at one-sided ``p <= screen``.
-    group_alpha
-        Family-wise level of the group test (Bonferroni over models and directions).
+        A cell enters the results-only group test if it could reach one-sided
+        ``p <= screen``, and is flagged only if it does.
+    screen_exposure
+        The same bound on the results for the exposure-combined group test.
     fdr
-        False-discovery rate of the Benjamini-Hochberg step inside a flagged model.
+        False-discovery rate of each Benjamini-Hochberg step (one per model and direction).
 
     Returns
     -------
@@ -484,25 +550,33 @@ def flag_cells(
     out_lp: list[FloatArray] = []
     if k == 0:
         return CellFlags(np.zeros(0, np.int64), np.zeros(0, np.int64), np.array([]), np.zeros(0))
-    holm = _holm(both, alpha)
+    both_min = np.concatenate([cells.log_min_high, cells.log_min_low])
+    holm = _tarone_holm(both, both_min, alpha)
     out_cell.append(idx[holm])
     out_dir.append(direction[holm])
     out_lp.append(both[holm])
     out_test += ["voter_model"] * int(holm.sum())
+    if not group:
+        return CellFlags(idx[holm], direction[holm], np.array(out_test, dtype=str), both[holm])
     n_models = int(cells.model.max()) + 1
     log_screen = math.log(screen)
+    log_screen_exp = math.log(screen_exposure)
     for mdl in range(n_models):
-        for dsign, lp_all in ((1, cells.log_p_high), (-1, cells.log_p_low)):
+        for dsign, lp_all, lmin in (
+            (1, cells.log_p_high, cells.log_min_high),
+            (-1, cells.log_p_low, cells.log_min_low),
+        ):
             in_model = np.flatnonzero(cells.model == mdl)
-            if in_model.size == 0:
-                continue
             lp = lp_all[in_model]
-            if group_alpha < 1:
-                hits = int((lp <= log_screen).sum())
-                # Discrete p-values are extreme at most `screen` of the time: a binomial bound.
-                if st.binom.sf(hits - 1, in_model.size, screen) > group_alpha / (2 * n_models):
-                    continue
-            found = _bh(lp, fdr) & (lp <= log_screen)
+            # Results alone, among the cells that could reach the screen level (Gilbert 2005).
+            family = lmin[in_model] <= log_screen
+            found = np.zeros(in_model.size, dtype=bool)
+            found[family] = _bh(lp[family], fdr) & (lp[family] <= log_screen)
+            if use_exposure:
+                # Results and exposure together (Fisher), over every cell of the model.
+                fisher = -2.0 * (lp + cells.log_p_exposure[in_model])
+                combined = np.minimum(st.chi2.logsf(fisher, 4), 0.0)
+                found |= _bh(combined, fdr) & (lp <= log_screen_exp)
             already = np.isin(in_model, idx[holm & (direction == dsign)])
             new = found & ~already
             out_cell.append(in_model[new])
