@@ -71,6 +71,10 @@ class AuditReport:
         """Flagged judge -> the exclusion reason ``--apply`` stores."""
         return RiggingReport(flags=self.flagged).flagged()
 
+    def headlines(self) -> dict[str, VoterFlag]:
+        """Flagged judge -> the flag naming the model its excess is about."""
+        return RiggingReport(flags=self.flagged).headlines()
+
 
 def _flag(
     report: AuditReport,
@@ -336,13 +340,14 @@ def report_dict(r: AuditReport) -> dict[str, object]:
     """The report as plain data (``arena audit --format json``)."""
     out = dataclasses.asdict(r)
     out["exposure"] = [{"model": m, "battles": n, "ratio": x} for m, n, x in r.exposure]
-    out["top_abstainers"] = [
-        {"user": u, "served": s, "voted": v} for u, s, v in r.top_abstainers
-    ]
+    out["top_abstainers"] = [{"user": u, "served": s, "voted": v} for u, s, v in r.top_abstainers]
     out["robustness"] = [
         {**dataclasses.asdict(m), "ratio": m.ratio, "fragile": m.fragile} for m in r.robustness
     ]
-    out["flagged_voters"] = r.flagged_reasons()
+    out["flagged_voters"] = {
+        judge: {"reason": reason, **dataclasses.asdict(r.headlines()[judge])}
+        for judge, reason in r.flagged_reasons().items()
+    }
     return out
 
 
@@ -374,11 +379,10 @@ def format_report(r: AuditReport) -> str:
         taste = f"; honest taste sd {r.taste_sd_elo:.0f} Elo" if r.taste_sd_elo else ""
         lines.append(f"  signals used: {', '.join(r.signals)}{taste}")
     if r.flagged:
-        by_voter: dict[str, list[VoterFlag]] = {}
-        for f in sorted(r.flagged, key=lambda f: f.log10_p):
-            by_voter.setdefault(f.judge, []).append(f)
-        for judge, fs in by_voter.items():
-            f = fs[0]  # the strongest evidence; --format json lists every flag
+        heads = r.headlines()
+        reasons = r.flagged_reasons()
+        count = Counter(f.judge for f in r.flagged)
+        for judge, f in sorted(heads.items(), key=lambda kv: kv[1].log10_p):
             group = f", group {f.group!r}" if f.group else ""
             what = (
                 f"agreed with the fit {f.wins:.0f} of {f.votes} vs {f.expected:.1f} expected"
@@ -386,9 +390,10 @@ def format_report(r: AuditReport) -> str:
                 else f"excess {'wins for' if f.direction == 'for' else 'losses against'} "
                 f"{f.model}: won {f.wins:.0f} of {f.votes} decisive vs {f.expected:.1f} expected"
             )
+            fs = range(count[judge])
             more = f" (+{len(fs) - 1} more)" if len(fs) > 1 else ""
             lines.append(
-                f"  {judge}: {f.test} -> {r.flagged_reasons()[judge]}; {what}, z = {f.z:.1f}, "
+                f"  {judge}: {f.test} -> {reasons[judge]}; {what}, z = {f.z:.1f}, "
                 f"p = 10^{f.log10_p:.1f}{group}{more}"
             )
     else:

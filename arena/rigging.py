@@ -86,7 +86,7 @@ class RiggingSettings:
     alpha: float = 0.01
     fdr: float = 0.02
     trim: float = 0.005
-    member_p: float = 0.05
+    member_p: float = 0.25
     time_window_s: float = 3600.0
     min_votes: int = 20
     z_threshold: float = -4.0
@@ -197,6 +197,17 @@ class RiggingReport:
                 out[f.judge] = f.reason
         return out
 
+    def headlines(self) -> dict[str, VoterFlag]:
+        """Per flagged judge, the flag with the largest excess (``|wins - expected|``): the
+        model the voter's votes are about (a targeted attacker's own target, not one of the
+        many opponents it also beat)."""
+        out: dict[str, VoterFlag] = {}
+        for f in self.flags:
+            best = out.get(f.judge)
+            if best is None or abs(f.wins - f.expected) > abs(best.wins - best.expected):
+                out[f.judge] = f
+        return out
+
 
 def _label(labels: Sequence[str] | None, code: int) -> str:
     return str(labels[code]) if labels is not None else f"voter{code}"
@@ -253,7 +264,9 @@ def _pooled_flags(
         tau=cells.tau,
     )
     gflags = flag_cells(gcells, alpha=s.alpha, group=False)
-    own = {(int(v), int(m)): i for i, (v, m) in enumerate(zip(cells.voter, cells.model))}
+    own = {
+        (int(v), int(m)): i for i, (v, m) in enumerate(zip(cells.voter, cells.model, strict=False))
+    }
     log_member = math.log(s.member_p)
     out: list[VoterFlag] = []
     for ci, dsign in zip(gflags.cell.tolist(), gflags.direction.tolist(), strict=True):
@@ -333,13 +346,14 @@ def detect_rigging(
     n_voters = int(judge.max()) + 1
     m = battles.n_models
     report = RiggingReport(signals=["votes"])
-    fit, cells = robust_fit(
-        battles.a, battles.b, battles.outcome, judge, n_voters, m, trim=s.trim
-    )
+    fit, cells = robust_fit(battles.a, battles.b, battles.outcome, judge, n_voters, m, trim=s.trim)
     report.taste_sd_elo = cells.tau * ELO_SCALE
     flags = flag_cells(cells, alpha=s.alpha, fdr=s.fdr)
     for ci, dsign, test, lp in zip(
-        flags.cell.tolist(), flags.direction.tolist(), flags.test.tolist(), flags.log_p.tolist(),
+        flags.cell.tolist(),
+        flags.direction.tolist(),
+        flags.test.tolist(),
+        flags.log_p.tolist(),
         strict=True,
     ):
         report.flags.append(

@@ -39,7 +39,6 @@ import platform
 import sys
 import time
 from dataclasses import dataclass
-
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +47,8 @@ import numpy.typing as npt
 # Run from a checkout: measure this tree's code, not whatever copy the venv installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from arena.integrity import flagged_voter_mask  # noqa: E402
-from ratings import Battles, RatingOptions, compute_leaderboard  # noqa: E402
+from arena.integrity import flagged_voter_mask
+from ratings import Battles, RatingOptions, compute_leaderboard
 
 WINNERS = np.array(["model_a", "model_b", "tie", "tie (bothbad)"], dtype=object)
 DAY = 86400.0
@@ -208,6 +207,7 @@ def run_case(
 
     honest_voters = np.unique(votes.voter[~is_attacker])
     flagged_honest = np.unique(votes.voter[~is_attacker & ~keep])
+
     def rank(board: dict[str, tuple[float, float]]) -> int:
         return sorted(board, key=lambda m: -board[m][0]).index(names[target]) + 1
 

@@ -325,9 +325,9 @@ def cell_tests(
     k = cells.size
     p = expit(eta)
     n = np.bincount(inv, minlength=k).astype(np.int64)
-    wins = np.bincount(inv, win, k)
-    expected = np.bincount(inv, p, k)
-    info = np.bincount(inv, p * (1.0 - p), k)
+    wins = np.bincount(inv, win, k).astype(np.float64)
+    expected = np.bincount(inv, p, k).astype(np.float64)
+    info = np.bincount(inv, p * (1.0 - p), k).astype(np.float64)
     if tau is None:
         tau = taste_sd(n, wins, expected, info)
     log_hi = np.zeros(k)

@@ -59,8 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--fdr",
         type=float,
         default=defaults.fdr,
-        help="false-discovery rate of the per-model group (sybil) test "
-        f"(default {defaults.fdr:g})",
+        help=f"false-discovery rate of the per-model group (sybil) test (default {defaults.fdr:g})",
     )
     p.add_argument(
         "--time-window",
