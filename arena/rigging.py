@@ -70,9 +70,14 @@ class RiggingSettings:
         False-discovery rate of the per-model group test (Benjamini-Hochberg).
     trim
         One-sided p at or below which a cell is left out of the robust reference fit.
-    member_p
-        A member of a flagged pooled group is flagged when its own cell for that model leans
-        the same way at one-sided p at or below this.
+    member_p, member_p_address
+        A member of a flagged pooled group (first-seen time, address prefix) is flagged when
+        its own cell for that model leans the same way at one-sided p at or below this.  A
+        shared network prefix is stronger evidence of one operator than a shared hour, so it
+        asks less of each member.
+    small_account_votes
+        Pooled group tests take accounts with at most this many votes, or up to the 95th
+        percentile of account volumes when that is larger.
     time_window_s
         Accounts first seen in the same window of this many seconds form a time group
         (``0`` turns the time test off).
@@ -86,14 +91,16 @@ class RiggingSettings:
     alpha: float = 0.01
     fdr: float = 0.02
     trim: float = 0.005
-    member_p: float = 0.25
+    member_p: float = 0.1
+    member_p_address: float = 0.25
+    small_account_votes: int = 20
     time_window_s: float = 3600.0
     min_votes: int = 20
     z_threshold: float = -4.0
     robustness_k: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("alpha", "fdr", "trim", "member_p"):
+        for name in ("alpha", "fdr", "trim", "member_p", "member_p_address"):
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {value}")
@@ -245,14 +252,23 @@ def _pooled_flags(
     group_names: Sequence[str] | None,
     s: RiggingSettings,
 ) -> list[VoterFlag]:
-    """Pool accounts by group, test the pooled cells, flag the members that lean along."""
+    """Pool small accounts by group, test the pooled cells, flag the members that lean along.
+
+    Only small accounts are pooled: sybils are small by definition, and a heavy honest voter
+    with a strong taste, pooled with whoever shares its hour or its network, would otherwise
+    be re-tested in a smaller family than the per-cell test's.
+    """
+    volume = np.bincount(judge, minlength=account_group.size)
+    small_cap = max(float(s.small_account_votes), float(np.quantile(volume, 0.95)))
+    account_group = np.where(volume <= small_cap, account_group, -1)
     sizes = np.bincount(account_group[account_group >= 0])
     multi = np.flatnonzero(sizes >= 2)
     if multi.size == 0:
         return []
     gcode = np.full(sizes.size, -1, dtype=np.int64)
     gcode[multi] = np.arange(multi.size)
-    vote_group = gcode[account_group[judge]]
+    grouped = account_group[judge]
+    vote_group = np.where(grouped >= 0, gcode[np.maximum(grouped, 0)], -1)
     sel = vote_group >= 0
     gcells = cell_tests(
         battles.a[sel],
@@ -267,7 +283,7 @@ def _pooled_flags(
     own = {
         (int(v), int(m)): i for i, (v, m) in enumerate(zip(cells.voter, cells.model, strict=False))
     }
-    log_member = math.log(s.member_p)
+    log_member = math.log(s.member_p_address if test == "address_group" else s.member_p)
     out: list[VoterFlag] = []
     for ci, dsign in zip(gflags.cell.tolist(), gflags.direction.tolist(), strict=True):
         g, mdl = int(multi[gcells.voter[ci]]), int(gcells.model[ci])

@@ -28,7 +28,8 @@ share of attacker votes removed, and honest voters flagged (also with no attack 
 Usage::
 
     python benchmarks/attack_bench.py [--seeds 3] [--models 24] [--voters 2500]
-        [--honest 20000] [--sizes 100,500,2000] [--json OUT]
+        [--honest 20000] [--target-rank 14] [--accounts 30] [--sizes 100,500,2000]
+        [--first-seed 2024] [--json OUT]
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def run_case(
     if kind == "none":
         votes, attacked = honest, [target]
     else:
-        bad, attacked = attack(rng, kind, true, size, args.voters, target)
+        bad, attacked = attack(rng, kind, true, size, args.voters, target, args.accounts)
         votes = honest + bad
     is_attacker = votes.voter >= args.voters
     bt = to_battles(votes, names, signals)
@@ -245,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--voters", type=int, default=2500)
     p.add_argument("--honest", type=int, default=20_000)
     p.add_argument("--target-rank", type=int, default=14)
+    p.add_argument("--accounts", type=int, default=30, help="sybil accounts per attack")
     p.add_argument("--sizes", default="100,500,2000")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
