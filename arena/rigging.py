@@ -280,9 +280,8 @@ def _pooled_flags(
         tau=cells.tau,
     )
     gflags = flag_cells(gcells, alpha=s.alpha, group=False)
-    own = {
-        (int(v), int(m)): i for i, (v, m) in enumerate(zip(cells.voter, cells.model, strict=False))
-    }
+    m = battles.n_models
+    own_keys = cells.voter * m + cells.model  # sorted: cells come from np.unique of this key
     log_member = math.log(s.member_p_address if test == "address_group" else s.member_p)
     out: list[VoterFlag] = []
     for ci, dsign in zip(gflags.cell.tolist(), gflags.direction.tolist(), strict=True):
@@ -291,8 +290,8 @@ def _pooled_flags(
         z = float(gcells.z(dsign)[ci])
         lp = gcells.log_p_high[ci] if dsign > 0 else gcells.log_p_low[ci]
         for acc in members.tolist():
-            i = own.get((acc, mdl))
-            if i is None:
+            i = int(np.searchsorted(own_keys, acc * m + mdl))
+            if i >= own_keys.size or own_keys[i] != acc * m + mdl:
                 continue
             mlp = cells.log_p_high[i] if dsign > 0 else cells.log_p_low[i]
             if mlp > log_member:

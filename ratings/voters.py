@@ -45,10 +45,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import scipy.stats as st
-from scipy.special import expit, logsumexp, ndtri_exp
+from scipy.special import expit, ndtri_exp
 
 from ratings.bt import DEFAULT_L2, ELO_SCALE, fit_bt, neg_hessian
-from ratings.data import A_SCORE, A_WINS, B_WINS, Battles
+from ratings.data import A_SCORE, A_WINS, B_WINS, Battles, Counts
 
 __all__ = [
     "CellFlags",
@@ -70,6 +70,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 _GH_NODES = 24  # Gauss-Hermite nodes for the taste integral; 1e-6 relative on test cases
 _SCREEN_Z = 1.0  # cells with a plain |z| below this have p > 0.15 and skip the integral
+_MIN_TESTABLE = 3  # decisive votes a cell needs to enter a multiple-testing family
 _TAU_QUANTILE = 0.5  # match the median: attack cells sit in the upper tail
 _CHI2_1_AT_Q = float(st.chi2.ppf(_TAU_QUANTILE, 1))  # 0.4549...
 # Cells with fewer decisive votes say little about taste, and their few possible values make
@@ -337,38 +338,44 @@ def cell_tests(
     info = np.bincount(inv, p * (1.0 - p), k).astype(np.float64)
     if tau is None:
         tau = taste_sd(n, wins, expected, info)
-    log_hi = np.zeros(k)
-    log_lo = np.zeros(k)
     x, w = np.polynomial.hermite.hermgauss(_GH_NODES)
     shifts = math.sqrt(2.0) * tau * x if tau > 0 else np.zeros(1)
     logw = np.log(w / math.sqrt(math.pi)) if tau > 0 else np.zeros(1)
-    min_hi = np.empty((k, shifts.size))
-    min_lo = np.empty_like(min_hi)
-    for j, d in enumerate(shifts):
-        pbar = np.clip(np.bincount(inv, expit(eta + d), k) / n, 1e-300, 1.0)
-        qbar = np.clip(np.bincount(inv, expit(-(eta + d)), k) / n, 1e-300, 1.0)
-        min_hi[:, j] = n * np.log(pbar)
-        min_lo[:, j] = n * np.log(qbar)
-    log_min_hi = np.minimum(logsumexp(min_hi + logw, axis=1), 0.0)
-    log_min_lo = np.minimum(logsumexp(min_lo + logw, axis=1), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         z0 = np.where(info > 0, (wins - expected) / np.sqrt(info), 0.0)
-    hot = np.flatnonzero(np.abs(z0) >= _SCREEN_Z)
-    if hot.size:
-        sel = np.isin(inv, hot)
-        rows_cell = np.searchsorted(hot, inv[sel])
-        nh = n[hot]
-        oh = wins[hot]
-        lh = np.empty((hot.size, shifts.size))
-        ll = np.empty_like(lh)
-        for j, d in enumerate(shifts):
-            pbar = np.bincount(rows_cell, expit(eta[sel] + d), hot.size) / nh
+    # Only cells that can matter are integrated: those off the mean (for their p-values) and
+    # those with enough votes to reach a small p at all (for the smallest attainable p; a
+    # cell of one or two votes is left out of every family).  Accumulating over the nodes
+    # with logaddexp keeps memory at a few arrays of the selected cells.
+    hot = np.abs(z0) >= _SCREEN_Z
+    big = n >= _MIN_TESTABLE
+    chosen = np.flatnonzero(hot | big)
+    log_hi = np.zeros(k)
+    log_lo = np.zeros(k)
+    log_min_hi = np.zeros(k)
+    log_min_lo = np.zeros(k)
+    if chosen.size:
+        remap = np.full(k, -1, dtype=np.int64)
+        remap[chosen] = np.arange(chosen.size)
+        row_cell = remap[inv]
+        sel = row_cell >= 0
+        rows, eta_sel = row_cell[sel], eta[sel]
+        nc, oc = n[chosen].astype(np.float64), wins[chosen]
+        acc = np.full((4, chosen.size), -np.inf)
+        for d, lw in zip(shifts, logw, strict=True):
+            pbar = np.clip(np.bincount(rows, expit(eta_sel + d), chosen.size) / nc, 1e-300, 1.0)
+            qbar = np.clip(1.0 - pbar, 1e-300, 1.0)
             # Hoeffding: beyond the mean, the Poisson-binomial tail is at most the binomial
             # tail with the same mean -- a conservative p-value at every taste value.
-            lh[:, j] = st.binom.logsf(oh - 1, nh, pbar)
-            ll[:, j] = st.binom.logcdf(oh, nh, pbar)
-        log_hi[hot] = np.minimum(logsumexp(lh + logw, axis=1), 0.0)
-        log_lo[hot] = np.minimum(logsumexp(ll + logw, axis=1), 0.0)
+            acc[0] = np.logaddexp(acc[0], lw + st.binom.logsf(oc - 1, nc, pbar))
+            acc[1] = np.logaddexp(acc[1], lw + st.binom.logcdf(oc, nc, pbar))
+            acc[2] = np.logaddexp(acc[2], lw + nc * np.log(pbar))
+            acc[3] = np.logaddexp(acc[3], lw + nc * np.log(qbar))
+        acc = np.minimum(acc, 0.0)
+        h = hot[chosen]
+        log_hi[chosen[h]], log_lo[chosen[h]] = acc[0][h], acc[1][h]
+        g = big[chosen]
+        log_min_hi[chosen[g]], log_min_lo[chosen[g]] = acc[2][g], acc[3][g]
     # Exposure: of the voter's votes (ties too), how many involve the model, against the
     # model's share of all battles.
     nv_all = np.bincount(voter, minlength=n_voters).astype(np.float64)
@@ -604,6 +611,24 @@ def flag_cells(
     )
 
 
+def _fit_without(full: Counts, removed: Battles, l2: float) -> FloatArray:
+    """Refit on ``full`` minus ``removed``: the likelihood is a sum over cells, so the removed
+    voters' cells enter with negative weight (no re-aggregation of the whole log)."""
+    gone = removed.aggregate()
+    cat = np.concatenate
+    counts = Counts(
+        models=full.models,
+        i=cat([full.i, gone.i]),
+        j=cat([full.j, gone.j]),
+        outcome=cat([full.outcome, gone.outcome]),
+        n=cat([full.n, gone.n]),
+        weight=cat([full.weight, -gone.weight]),
+        weight_sq=cat([full.weight_sq, gone.weight_sq]),
+    )
+    theta: FloatArray = fit_bt(counts, l2=max(l2, DEFAULT_L2)).theta
+    return theta
+
+
 @dataclass(frozen=True, eq=False)
 class Robustness:
     """How much a model's rating rests on a few voters.
@@ -685,16 +710,21 @@ def robustness(
     alift = np.zeros(n_models)
     tops = np.zeros((n_models, kk), dtype=np.int64)
     base = fit.theta * ELO_SCALE
+    models = tuple(str(i) for i in range(n_models))
+    full = Battles(models, a, b, outcome.astype(np.int8)).aggregate()
+    by_voter = np.argsort(voter, kind="stable")
+    bounds = np.searchsorted(voter[by_voter], np.arange(n_voters + 1))
     for mdl in range(n_models):
         col = delta[:, mdl]
         order = np.argsort(col, kind="stable")
         for sign, chosen in ((-1, order[:kk]), (1, order[::-1][:kk])):
             approx = float(col[chosen].sum())
-            keep = ~np.isin(voter, chosen)
+            rows = np.concatenate([by_voter[bounds[v] : bounds[v + 1]] for v in chosen])
             exact = approx
-            if keep.any():
-                refit = fit_theta(a, b, outcome, n_models, used=keep, l2=l2)
-                exact = float(refit.theta[mdl] * ELO_SCALE - base[mdl])
+            if rows.size < a.shape[0]:
+                theta = _fit_without(full, Battles(models, a[rows], b[rows],
+                                                   outcome[rows].astype(np.int8)), l2)  # fmt: skip
+                exact = float(theta[mdl] * ELO_SCALE - base[mdl])
             if sign < 0:
                 drop[mdl], adrop[mdl] = exact, approx
                 tops[mdl] = chosen
