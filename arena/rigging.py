@@ -21,20 +21,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from ratings import Battles, RatingOptions, compute_leaderboard
 from ratings.bt import ELO_SCALE
-from ratings.voters import (
-    CellTests,
-    FitResult,
-    cell_tests,
-    flag_cells,
-    robust_fit,
-    robustness,
-)
+
+if TYPE_CHECKING:  # ratings.voters pulls in scipy.stats: imported when a test runs, not by
+    # `arena --help` (the CLI builds every parser, and this module gives audit its defaults)
+    from ratings.voters import CellTests, FitResult
 
 __all__ = [
     "GROUP_TESTS",
@@ -258,6 +255,8 @@ def _pooled_flags(
     with a strong taste, pooled with whoever shares its hour or its network, would otherwise
     be re-tested in a smaller family than the per-cell test's.
     """
+    from ratings.voters import FitResult, cell_tests, flag_cells
+
     volume = np.bincount(judge, minlength=account_group.size)
     small_cap = max(float(s.small_account_votes), float(np.quantile(volume, 0.95)))
     account_group = np.where(volume <= small_cap, account_group, -1)
@@ -352,6 +351,8 @@ def detect_rigging(
     ValueError
         ``judge`` (or ``address``) does not have one entry per battle.
     """
+    from ratings.voters import flag_cells, robust_fit
+
     s = settings or RiggingSettings()
     n = len(battles)
     if judge.shape != (n,):
@@ -460,6 +461,8 @@ def model_robustness(
     list of ModelRobustness
         In model order.
     """
+    from ratings.voters import robustness
+
     lb = compute_leaderboard(battles, RatingOptions(ci="sandwich"))
     half = {r.model: 0.5 * (r.upper - r.lower) for r in lb.rows}
     rob = robustness(
