@@ -376,3 +376,43 @@ def test_audit_json_and_exclude_flagged_use_the_address_group(
     assert "flagged voters" in err
     board = json.loads(out.read_text())
     assert board["n_battles"] <= sim.a.size + 0.1 * n_attack
+
+
+def test_audit_apply_stores_sybil_group_on_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sybils in the database (no address column): found from votes and first-vote times,
+    stored as ``sybil_group``, and left out by ``ratings --db``."""
+    from arena.cli import main
+
+    sim = honest(1515, 9, 800, 7_000)
+    rng = np.random.default_rng(1516)
+    target = mid_target(sim)
+    n_attack, accounts = 360, 24  # 15 votes per account
+    a, b, first = target_battles(rng, sim, target, n_attack)
+    who = rng.integers(0, accounts, n_attack)
+    created = 1.7e9 + 8 * 86400 + rng.uniform(0, 900, accounts)
+    t = created[who] + rng.exponential(2 * 86400, n_attack)
+    attacked = sim.add(a, b, np.where(first, 0, 1), 40_000 + who, t)
+    attacked.tstamp[: sim.a.size] += 1.7e9
+    log = tmp_path / "battles.jsonl"
+    _write_log(attacked, log)
+    url = f"sqlite:///{tmp_path / 'arena.db'}"
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert main(["import", "battles", str(log), "--db", url]) == 0
+    capsys.readouterr()
+    assert main(["audit", "--db", url, "--apply", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert "first_seen" in report["signals"]
+    sybils = {f"u{40_000 + v}" for v in range(accounts)}
+    flagged = report["flagged_voters"]
+    assert len(set(flagged) & sybils) >= 0.9 * accounts
+    assert len(set(flagged) - sybils) <= 1
+    assert {flagged[j]["reason"] for j in set(flagged) & sybils} == {"sybil_group"}
+    assert "votes as sybil_group" in captured.err
+    out = tmp_path / "lb.json"
+    assert main(["ratings", "--db", url, "--no-progress", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["n_battles"] <= sim.a.size + 0.1 * n_attack
+    assert main(["audit", "--db", url]) == 0
+    assert "sybil_group: " in capsys.readouterr().out
