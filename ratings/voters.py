@@ -230,7 +230,8 @@ class CellTests:
     def z(self, direction: int) -> FloatArray:
         """Normal-equivalent statistic of the one-sided test (+1 wins, -1 losses)."""
         lp = self.log_p_high if direction > 0 else self.log_p_low
-        return -ndtri_exp(np.minimum(lp, -1e-300))
+        out: FloatArray = -ndtri_exp(np.minimum(lp, -1e-300))
+        return out
 
 
 def _cell_rows(
