@@ -20,7 +20,7 @@ from arena.integrity import flagged_voter_mask, voter_z_scores
 from arena.rigging import RiggingSettings, detect_rigging, model_robustness
 from ratings import Battles, RatingOptions, compute_leaderboard
 from ratings.bt import ELO_SCALE
-from ratings.voters import cell_tests, fit_theta, robustness, voter_influence
+from ratings.voters import FitResult, cell_tests, fit_theta, robustness, voter_influence
 
 WINNERS = np.array(["model_a", "model_b", "tie", "tie (bothbad)"], dtype=object)
 HONEST_FLAG_RATE = 0.001  # the issue's bound on honest voters flagged
@@ -276,6 +276,47 @@ def test_cell_p_values_are_conservative_without_taste() -> None:
         for lp in (cells.log_p_high, cells.log_p_low):
             rate = float((lp <= np.log(c)).mean())
             assert rate <= c * 1.2, (c, rate)  # 1.2: sampling noise over ~3,000 cells
+
+
+def _poisson_binomial_sf(p: npt.NDArray[np.float64], c: int) -> float:
+    """P(sum of Bernoulli(p_k) >= c), by the exact convolution (independent of the code)."""
+    dist = np.zeros(p.size + 1)
+    dist[0] = 1.0
+    for pk in p:
+        dist[1:] = dist[1:] * (1 - pk) + dist[:-1] * pk
+        dist[0] *= 1 - pk
+    return float(dist[c:].sum())
+
+
+def test_cell_p_values_bound_the_exact_poisson_binomial_tail() -> None:
+    """Without taste and with the fit fixed, each excess-wins p-value is at least the exact
+    tail of the Poisson-binomial count (Hoeffding's bound holds beyond mean + 1)."""
+    rng = np.random.default_rng(4321)
+    k, n_voters, n = 6, 60, 1500
+    theta = rng.normal(0, 1.2, k)
+    voter = rng.integers(0, n_voters, n)
+    a = rng.integers(0, k, n)
+    b = (a + rng.integers(1, k, n)) % k
+    # Some voters favour model 0 a lot, so that there are small p-values to check.
+    fan = voter < 10
+    p_a = 1 / (1 + np.exp(-(theta[a] - theta[b] + 2.0 * fan * ((a == 0) * 1.0 - (b == 0)))))
+    outcome = np.where(rng.random(n) < p_a, 0, 1)
+    fixed = FitResult(theta, np.zeros((k, k)), np.ones(n, dtype=bool))  # no leave-out shift
+    cells = cell_tests(a, b, outcome, voter, n_voters, fixed, tau=0.0)
+    checked = 0
+    for c in range(cells.n.size):
+        if cells.wins[c] < cells.expected[c] + 1:
+            continue
+        v, m = cells.voter[c], cells.model[c]
+        mine = (voter == v) & ((a == m) | (b == m))
+        eta = np.where(
+            a[mine] == m, theta[a[mine]] - theta[b[mine]], theta[b[mine]] - theta[a[mine]]
+        )
+        exact = _poisson_binomial_sf(1 / (1 + np.exp(-eta)), int(cells.wins[c]))
+        assert cells.log_p_high[c] >= np.log(exact) - 1e-9, (c, cells.log_p_high[c], exact)
+        checked += 1
+    assert checked >= 30
+    assert cells.log_p_high.min() < np.log(1e-4)  # the fans' cells are there, and small
 
 
 def test_one_step_leave_voter_out_matches_an_exact_refit() -> None:
