@@ -1,14 +1,18 @@
 """``arena audit``: what happened to the votes, and whom to distrust.
 
 For a database or a battle log: battles served vs voted (abstention per user), exclusions by
-reason, exposure per model against the sampling policy, voters flagged by the anomaly test
-(:func:`arena.integrity.voter_z_scores`), and whether the comparison graph is connected.
+reason, exposure per model against the sampling policy, voters flagged by the rigging tests
+(:func:`arena.rigging.detect_rigging`: the test, its statistic and the model each flag is
+about), how much each model's rating rests on its most influential voters, and whether the
+comparison graph is connected.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from arena import store
-from arena.integrity import fitted_z_scores
+from arena.rigging import ModelRobustness, RiggingReport, RiggingSettings, VoterFlag, detect_rigging
 from ratings import (
     BattleDataError,
     Battles,
@@ -34,18 +38,13 @@ from ratings import (
 )
 from ratings.readers import detect_format
 
-__all__ = ["AuditReport", "FlaggedVoter", "audit_database", "audit_log", "format_report"]
-
-
-@dataclass(frozen=True)
-class FlaggedVoter:
-    """A voter whose decisive votes disagree with the fit far beyond chance."""
-
-    judge: str
-    votes: int
-    agreements: float
-    expected: float
-    z: float
+__all__ = [
+    "AuditReport",
+    "audit_database",
+    "audit_log",
+    "format_report",
+    "report_dict",
+]
 
 
 @dataclass
@@ -62,21 +61,46 @@ class AuditReport:
     exclusions: dict[str, int] = field(default_factory=dict)
     exposure: list[tuple[str, int, float]] = field(default_factory=list)
     exposure_basis: str = ""
-    flagged: list[FlaggedVoter] = field(default_factory=list)
+    flagged: list[VoterFlag] = field(default_factory=list)
+    taste_sd_elo: float | None = None
+    signals: list[str] = field(default_factory=list)
+    robustness: list[ModelRobustness] = field(default_factory=list)
     components: list[list[str]] = field(default_factory=list)
+
+    def flagged_reasons(self) -> dict[str, str]:
+        """Flagged judge -> the exclusion reason ``--apply`` stores."""
+        return RiggingReport(flags=self.flagged).flagged()
+
+    def headlines(self) -> dict[str, VoterFlag]:
+        """Flagged judge -> the flag naming the model its excess is about."""
+        return RiggingReport(flags=self.flagged).headlines()
 
 
 def _flag(
-    battles: Battles, lb: Leaderboard, judge_labels: np.ndarray, min_votes: int, z_threshold: float
-) -> list[FlaggedVoter]:
-    labels, codes = np.unique(judge_labels, return_inverse=True)
-    n, agree, exp, z = fitted_z_scores(battles, codes.reshape(-1).astype(np.int64), lb)
-    hits = np.flatnonzero((n >= min_votes) & (z <= z_threshold))
-    out = [
-        FlaggedVoter(str(labels[c]), int(n[c]), float(agree[c]), float(exp[c]), float(z[c]))
-        for c in hits
-    ]
-    return sorted(out, key=lambda f: f.z)
+    report: AuditReport,
+    battles: Battles,
+    judge_labels: np.ndarray,
+    settings: RiggingSettings,
+    address_labels: np.ndarray | None = None,
+) -> None:
+    labels, codes = np.unique(judge_labels.astype(str), return_inverse=True)
+    address = names = None
+    if address_labels is not None and (address_labels != "(none)").any():
+        names, address = np.unique(address_labels.astype(str), return_inverse=True)
+        address = address.reshape(-1).astype(np.int64)
+    found = detect_rigging(
+        battles,
+        codes.reshape(-1).astype(np.int64),
+        labels=labels.tolist(),
+        address=address,
+        address_names=None if names is None else names.tolist(),
+        settings=settings,
+        with_robustness=True,
+    )
+    report.flagged = found.flags
+    report.taste_sd_elo = found.taste_sd_elo
+    report.signals = found.signals
+    report.robustness = found.robustness
 
 
 def _fit(battles: Battles) -> Leaderboard:
@@ -92,17 +116,18 @@ def _exposure_uniform(battles: Battles) -> list[tuple[str, int, float]]:
     return [(m, int(c), c / expected) for m, c in zip(battles.models, counts, strict=True)]
 
 
-def audit_database(
-    engine: Engine, *, min_votes: int = 20, z_threshold: float = -4.0
-) -> AuditReport:
+def audit_database(engine: Engine, *, settings: RiggingSettings | None = None) -> AuditReport:
     """Audit the arena database.
+
+    The voter tests run on the counted anonymous votes, with each voter's first vote time
+    as the first-seen signal (the database has no address-prefix column).
 
     Parameters
     ----------
     engine
         From :func:`arena.store.open_engine`.
-    min_votes, z_threshold
-        Anomaly-test settings (see :func:`arena.integrity.score_voters`).
+    settings
+        Levels of the voter tests.
 
     Returns
     -------
@@ -133,7 +158,8 @@ def audit_database(
         votes = list(
             conn.execute(
                 text(
-                    "SELECT v.judge, ma.name, mb.name, v.winner, v.anony FROM vote v "
+                    "SELECT v.judge, ma.name, mb.name, v.winner, v.anony, v.voted_at, "
+                    "v.exclusion FROM vote v "
                     "JOIN model ma ON ma.id = v.model_a_id JOIN model mb ON mb.id = v.model_b_id"
                 )
             )
@@ -182,34 +208,58 @@ def audit_database(
                 expected[m] = expected.get(m, 0.0) + n_anony * p_unordered
         report.exposure = [(m, observed[m], observed[m] / expected[m]) for m in sorted(observed)]
         report.exposure_basis = "observed / expected under the stored pair probabilities"
-    counted = [v for v in votes if v[4]]
+    counted = [v for v in votes if v[4] and v[6] is None]
     if counted:
         bt = Battles.from_columns(
-            [v[1] for v in counted], [v[2] for v in counted], [v[3] for v in counted]
+            [v[1] for v in counted],
+            [v[2] for v in counted],
+            [v[3] for v in counted],
+            tstamp=[_seconds(v[5]) for v in counted],
         )
         lb = _fit(bt)
-        report.flagged = _flag(
-            bt, lb, np.array([v[0] for v in counted], dtype=object), min_votes, z_threshold
-        )
+        _flag(report, bt, np.array([v[0] for v in counted], dtype=object), settings or _DEFAULT)
         report.components = [list(c) for c in lb.components]
     return report
+
+
+_DEFAULT = RiggingSettings()
+
+
+def _seconds(value: object) -> float:
+    """A stored ``voted_at`` as unix seconds (SQLite hands back text, PostgreSQL datetimes)."""
+    import datetime as dt
+
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.timestamp()
+    return math.nan
 
 
 def _open_binary(path: Path, gz: bool) -> IO[bytes]:
     return gzip.open(path) if gz else path.open("rb")  # type: ignore[return-value]
 
 
-def _read_column(path: Path, name: str, n: int) -> np.ndarray:
-    """A text column of a log (``judge``, ``exclusion``), in file order (missing -> ``(none)``)."""
+def _read_column(path: Path, name: str, n: int, kind: pa.DataType | None = None) -> np.ndarray:
+    """A column of a log (``judge``, ``exclusion``, ``anony``), in file order, as text
+    (missing -> ``(none)``); ``kind`` is the type to parse it as (default text)."""
     fmt, gz = detect_format(path)
-    schema = pa.schema([(name, pa.string())])
+    kind = kind or pa.string()
+    schema = pa.schema([(name, kind)])
     if fmt == "parquet":
         names = pq.read_schema(path).names
         col = pq.read_table(path, columns=[name])[name] if name in names else None
     elif fmt == "csv":
         with _open_binary(path, gz) as stream:
             table = pacsv.read_csv(
-                stream, convert_options=pacsv.ConvertOptions(column_types={name: pa.string()})
+                stream,
+                convert_options=pacsv.ConvertOptions(
+                    column_types={name: kind},
+                    true_values=["true", "True", "TRUE", "1"],
+                    false_values=["false", "False", "FALSE", "0"],
+                ),
             )
         col = table[name] if name in table.column_names else None
     elif fmt == "jsonl":
@@ -232,8 +282,12 @@ def _read_column(path: Path, name: str, n: int) -> np.ndarray:
     return values.astype(str).astype(object)
 
 
-def audit_log(path: str | Path, *, min_votes: int = 20, z_threshold: float = -4.0) -> AuditReport:
+def audit_log(path: str | Path, *, settings: RiggingSettings | None = None) -> AuditReport:
     """Audit a battle log (votes only: nothing about served or abandoned battles).
+
+    The voter tests run on the votes that count (anonymous, no exclusion reason), with the
+    ``tstamp`` field as the first-seen signal and the optional ``address_hash`` field as the
+    address-group signal.
 
     Raises
     ------
@@ -256,10 +310,45 @@ def audit_log(path: str | Path, *, min_votes: int = 20, z_threshold: float = -4.
     report.exposure_basis = "observed / expected under uniform pairs (a log has no policy)"
     lb = _fit(battles)
     judges = _read_column(p, "judge", len(battles))
-    if len(judges) == len(battles):
-        report.flagged = _flag(battles, lb, judges, min_votes, z_threshold)
+    if len(judges) == len(battles) and (judges != "(none)").any():
+        counted = _counted_mask(p, len(battles), reasons)
+        if counted.any():
+            address = _read_column(p, "address_hash", len(battles))
+            _flag(
+                report,
+                battles.select(counted),
+                judges[counted],
+                settings or _DEFAULT,
+                address[counted] if len(address) == len(battles) else None,
+            )
     report.components = [list(c) for c in lb.components]
     return report
+
+
+def _counted_mask(path: Path, n: int, reasons: np.ndarray) -> np.ndarray:
+    """The votes ``arena ratings`` counts by default: anonymous and not excluded."""
+    try:
+        anony = _read_column(path, "anony", n, pa.bool_())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # flags written as text ("true")
+        anony = _read_column(path, "anony", n)
+    named = np.array([str(x).lower() in ("false", "0") for x in anony.tolist()], dtype=bool)
+    excluded = (reasons != "(none)") if len(reasons) == n else np.zeros(n, dtype=bool)
+    return ~named & ~excluded
+
+
+def report_dict(r: AuditReport) -> dict[str, object]:
+    """The report as plain data (``arena audit --format json``)."""
+    out = dataclasses.asdict(r)
+    out["exposure"] = [{"model": m, "battles": n, "ratio": x} for m, n, x in r.exposure]
+    out["top_abstainers"] = [{"user": u, "served": s, "voted": v} for u, s, v in r.top_abstainers]
+    out["robustness"] = [
+        {**dataclasses.asdict(m), "ratio": m.ratio, "fragile": m.fragile} for m in r.robustness
+    ]
+    out["flagged_voters"] = {
+        judge: {"reason": reason, **dataclasses.asdict(r.headlines()[judge])}
+        for judge, reason in r.flagged_reasons().items()
+    }
+    return out
 
 
 def format_report(r: AuditReport) -> str:
@@ -285,15 +374,43 @@ def format_report(r: AuditReport) -> str:
         lines.append("  (none recorded in this source)")
     lines += ["", f"exposure per model ({r.exposure_basis}):"]
     lines += [f"  {m:<40} {n:>9,}  {ratio:6.2f}" for m, n, ratio in r.exposure]
-    lines += ["", "flagged voters (z <= threshold):"]
+    lines += ["", "flagged voters (voter: test -> exclusion reason, the model, statistic):"]
+    if r.signals:
+        taste = f"; honest taste sd {r.taste_sd_elo:.0f} Elo" if r.taste_sd_elo else ""
+        lines.append(f"  signals used: {', '.join(r.signals)}{taste}")
     if r.flagged:
-        lines += [
-            f"  {f.judge}: {f.votes} decisive votes, agreed {f.agreements:.0f} vs "
-            f"{f.expected:.1f} expected, z = {f.z:.1f}"
-            for f in r.flagged
-        ]
+        heads = r.headlines()
+        reasons = r.flagged_reasons()
+        count = Counter(f.judge for f in r.flagged)
+        for judge, f in sorted(heads.items(), key=lambda kv: kv[1].log10_p):
+            group = f", group {f.group!r}" if f.group else ""
+            what = (
+                f"agreed with the fit {f.wins:.0f} of {f.votes} vs {f.expected:.1f} expected"
+                if f.test == "agreement"
+                else f"excess {'wins for' if f.direction == 'for' else 'losses against'} "
+                f"{f.model}: won {f.wins:.0f} of {f.votes} decisive vs {f.expected:.1f} expected"
+            )
+            fs = range(count[judge])
+            more = f" (+{len(fs) - 1} more)" if len(fs) > 1 else ""
+            lines.append(
+                f"  {judge}: {f.test} -> {reasons[judge]}; {what}, z = {f.z:.1f}, "
+                f"p = 10^{f.log10_p:.1f}{group}{more}"
+            )
     else:
         lines.append("  none")
+    if r.robustness:
+        k = r.robustness[0].k
+        lines += [
+            "",
+            f"rating robustness (move without each model's {k} most influential voters, Elo; "
+            "FRAGILE when beyond the 95% CI half-width):",
+        ]
+        for m in sorted(r.robustness, key=lambda x: -x.ratio):
+            mark = "  FRAGILE" if m.fragile else ""
+            lines.append(
+                f"  {m.model:<40} {m.drop:+7.1f} {m.lift:+7.1f}  half-width {m.half_width:5.1f}"
+                f"  ({m.ratio:.2f}x){mark}"
+            )
     lines.append("")
     if len(r.components) <= 1:
         lines.append("comparison graph: connected")

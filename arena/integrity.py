@@ -404,14 +404,17 @@ def flagged_voter_mask(
 ) -> tuple[npt.NDArray[np.bool_], int]:
     """Which battles to keep when flagged voters' votes are excluded.
 
-    The fit used for the test is a Bradley-Terry fit on the same battles.
+    Every voter test of :func:`arena.rigging.detect_rigging` runs: per (voter, model) cells
+    against a robust leave-voter-out fit, the per-model group test, the address-hash group
+    test when the battles carry an ``address_hash`` column, the first-seen time groups when
+    they carry timestamps, and the older agreement z-test (``min_votes``, ``z_threshold``).
 
     Parameters
     ----------
     battles
         Battles with a ``judge`` cluster column.
     min_votes, z_threshold
-        As in :func:`score_voters`.
+        Settings of the agreement test (see :func:`score_voters`).
 
     Returns
     -------
@@ -425,9 +428,18 @@ def flagged_voter_mask(
     ValueError
         When the battles carry no ``judge`` column.
     """
+    from arena.rigging import RiggingSettings, detect_rigging
+
     if "judge" not in battles.clusters:
         raise ValueError("--exclude-flagged needs a judge (voter) column in the battles")
     judge = battles.clusters["judge"]
-    n, _, _, z = fitted_z_scores(battles, judge)
-    flagged = (n >= min_votes) & (z <= z_threshold)
+    report = detect_rigging(
+        battles,
+        judge,
+        address=battles.clusters.get("address_hash"),
+        settings=RiggingSettings(min_votes=min_votes, z_threshold=z_threshold),
+    )
+    codes = np.array(sorted(int(j.removeprefix("voter")) for j in report.flagged()), dtype=int)
+    flagged = np.zeros(int(judge.max()) + 1, dtype=bool)
+    flagged[codes] = True
     return ~flagged[judge], int(flagged.sum())

@@ -105,9 +105,11 @@ class Exclusion(StrEnum):
     IDENTITY_LEAK = "identity_leak"
     """An answer named its own model, another roster model, or an organisation."""
     ANOMALOUS_VOTER = "anomalous_voter"
-    """The voter's votes disagree with the fit far beyond chance (``arena audit --apply``)."""
+    """The voter's own results for a model (or overall) are beyond honest taste
+    (``arena audit --apply``; tests in ``arena.rigging``)."""
     SYBIL_GROUP = "sybil_group"
-    """The voter belongs to a group of accounts whose excess wins favour one model."""
+    """The voter belongs to a group of accounts whose excess wins favour one model
+    (``arena audit --apply``; tests in ``arena.rigging``)."""
     DUPLICATE_PROMPT = "duplicate_prompt"
     """The same first prompt was voted on more often than the configured cap."""
     REGENERATE_REVEAL = "regenerate_reveal"

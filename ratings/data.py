@@ -53,6 +53,7 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "anony",
     "language",
     "weight",
+    "address_hash",
 )
 
 IntArray = npt.NDArray[np.int64]

@@ -29,7 +29,9 @@ __all__ = ["SUPPORTED_SUFFIXES", "detect_format", "read_battles"]
 
 SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 
-_STRING_COLS = ("model_a", "model_b", "winner", "judge", "question_id", "language", "exclusion")
+_STRING_COLS = (
+    "model_a", "model_b", "winner", "judge", "question_id", "language", "exclusion", "address_hash"
+)  # fmt: skip
 _SCHEMA = pa.schema(
     [
         ("model_a", pa.string()),
@@ -43,6 +45,7 @@ _SCHEMA = pa.schema(
         ("anony", pa.bool_()),
         ("weight", pa.float64()),
         ("exclusion", pa.string()),
+        ("address_hash", pa.string()),
     ]
 )
 _CLUSTER_COLS = ("judge", "question_id")
@@ -101,7 +104,8 @@ def read_battles(
         vote, with the reason it is not counted, e.g. ``rate_limited``).  By default they are
         left out, as ``arena ratings --db`` does, and the count by reason goes to the notes.
     cluster_columns
-        Which of ``judge`` and ``question_id`` to keep as cluster columns (encoding a
+        Which of ``judge``, ``question_id`` and ``address_hash`` (a keyed hash of the client
+        address prefix, read by the sybil group test) to keep as cluster columns (encoding a
         high-cardinality column costs time on big logs; pass only what is needed).
 
     Returns

@@ -38,9 +38,11 @@ def test_audit_of_a_log_flags_the_attacker(
     assert main(["audit", str(attack_log)]) == 0
     out = capsys.readouterr().out
     assert "votes: 20,500" in out
-    flagged = out.split("flagged voters")[1].split("comparison graph")[0]
-    assert "attacker: 500 decisive votes" in flagged
-    assert flagged.count("decisive votes") == 1
+    flagged = out.split("flagged voters")[1].split("rating robustness")[0]
+    assert "attacker: voter_model -> anomalous_voter; excess wins for model6: won 500 of 500" in (
+        flagged
+    )
+    assert flagged.count("decisive") == 1  # one voter flagged, and only the attacker
     assert "comparison graph: connected" in out
     assert "a log holds votes only" in out
 

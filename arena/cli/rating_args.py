@@ -14,6 +14,8 @@ __all__ = [
     "add_rating_arguments",
     "add_source_arguments",
     "database_url",
+    "drop_flagged_voters",
+    "fragile_notes",
     "load_battles",
     "options_from_args",
     "parse_anchor",
@@ -132,8 +134,9 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--exclude-flagged",
         action="store_true",
-        help="leave out every vote of voters whose votes disagree with the fit far beyond "
-        "chance (see arena audit; needs a judge column)",
+        help="leave out every vote of voters flagged by the rigging tests (per voter and "
+        "model, sybil groups, agreement; see arena audit and docs/integrity.md; needs a judge "
+        "column), and note models whose rating rests on a handful of voters",
     )
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -196,6 +199,8 @@ def load_battles(args: argparse.Namespace) -> Battles:
                 for c in (
                     getattr(args, "cluster_by", None),
                     "judge" if getattr(args, "exclude_flagged", False) else None,
+                    # The sybil group test's address signal, when the log carries one.
+                    "address_hash" if getattr(args, "exclude_flagged", False) else None,
                 )
                 if c
             )
@@ -210,7 +215,7 @@ def load_battles(args: argparse.Namespace) -> Battles:
 
 
 def drop_flagged_voters(battles: Battles, args: argparse.Namespace) -> Battles:
-    """Apply ``--exclude-flagged``: drop the votes of voters the anomaly test flags."""
+    """Apply ``--exclude-flagged``: drop the votes of voters the rigging tests flag."""
     if not getattr(args, "exclude_flagged", False):
         return battles
     from arena.integrity import flagged_voter_mask
@@ -222,6 +227,21 @@ def drop_flagged_voters(battles: Battles, args: argparse.Namespace) -> Battles:
         file=sys.stderr,
     )
     return battles.select(keep) if dropped else battles
+
+
+def fragile_notes(battles: Battles, args: argparse.Namespace) -> tuple[str, ...]:
+    """With ``--exclude-flagged``: a note for every model whose rating moves by more than its
+    CI half-width when its few most influential voters are removed."""
+    if not getattr(args, "exclude_flagged", False) or "judge" not in battles.clusters:
+        return ()
+    from arena.rigging import model_robustness
+
+    return tuple(
+        f"{r.model}: rating rests on a handful of voters (without its {r.k} most influential "
+        f"it moves {r.drop:+.1f} / {r.lift:+.1f}, beyond its CI half-width {r.half_width:.1f})"
+        for r in model_robustness(battles, battles.clusters["judge"])
+        if r.fragile
+    )
 
 
 def _load_from_db(url: str, args: argparse.Namespace) -> Battles:

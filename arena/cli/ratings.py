@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from arena.cli.rating_args import (
     add_rating_arguments,
     add_source_arguments,
     drop_flagged_voters,
+    fragile_notes,
     load_battles,
     options_from_args,
     progress_factory,
@@ -61,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         options = options_from_args(args)
         battles = drop_flagged_voters(apply_as_of(load_battles(args), args.as_of), args)
         lb = compute_leaderboard(battles, options, progress=progress_factory(args, "bootstrap"))
+        if notes := fragile_notes(battles, args):
+            lb = dataclasses.replace(lb, notes=lb.notes + notes)
         meta = load_metadata(args.metadata, lb.models)
     except (BattleDataError, ValueError) as exc:
         return fail(str(exc))
