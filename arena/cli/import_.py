@@ -15,6 +15,8 @@ from typing import Any
 
 from arena.cli.db import CliError, add_db_argument, database_url, fail, open_database
 from arena.store import BattleImportError, import_battles, redact_url
+from ratings.data import BattleDataError
+from ratings.readers import check_input_file
 
 __all__ = ["register"]
 
@@ -43,8 +45,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_battles(args: argparse.Namespace) -> int:
     path: Path = args.file
-    if not path.is_file():
-        return fail(f"{path}: no such file")
+    try:
+        check_input_file(path)  # before a database is opened (or created) for nothing
+    except BattleDataError as exc:
+        return fail(str(exc))
     url = database_url(args)
     try:
         engine = open_database(url, create_if_empty=True)
