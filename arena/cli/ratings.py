@@ -18,11 +18,13 @@ from arena.cli.rating_args import (
     add_source_arguments,
     drop_flagged_voters,
     load_battles,
+    option_error_message,
     options_from_args,
     progress_factory,
 )
 from ratings import BattleDataError, ConvergenceError, compute_leaderboard, format_leaderboard
 from ratings.export import FORMATS
+from ratings.leaderboard import OptionError
 
 __all__ = ["register", "run"]
 
@@ -62,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         battles = drop_flagged_voters(apply_as_of(load_battles(args), args.as_of), args)
         lb = compute_leaderboard(battles, options, progress=progress_factory(args, "bootstrap"))
         meta = load_metadata(args.metadata, lb.models)
+    except OptionError as exc:
+        return fail(option_error_message(exc))
     except (BattleDataError, ValueError) as exc:
         return fail(str(exc))
     except ConvergenceError as exc:
