@@ -249,7 +249,8 @@ def _sparse_newton_step(
         x = np.ravel(x)
         r = v * (x[pi] - x[pj])
         # The 11'/m term fixes the direction H cannot see (adding a constant to theta).
-        return np.bincount(pi, r, m) - np.bincount(pj, r, m) + l2 * x + x.sum() / m
+        out: FloatArray = np.bincount(pi, r, m) - np.bincount(pj, r, m) + l2 * x + x.sum() / m
+        return out
 
     diag = np.bincount(pi, v, m) + np.bincount(pj, v, m) + l2 + 1.0 / m
     op = LinearOperator((m, m), matvec=matvec, dtype=np.float64)
@@ -320,7 +321,8 @@ def covariance(
     # The constraint direction (all ones) is not identified; invert on its complement.
     hinv = np.linalg.inv(h + 1.0 / m) - 1.0 / m
     if kind == "fisher":
-        return 0.5 * (hinv + hinv.T)
+        fisher: FloatArray = 0.5 * (hinv + hinv.T)
+        return fisher
     if kind != "sandwich":
         raise ValueError(f"unknown covariance kind {kind!r} (expected 'fisher' or 'sandwich')")
     p = expit(theta[counts.i] - theta[counts.j])
@@ -341,7 +343,8 @@ def covariance(
         np.add.at(g_mat, (counts.j, counts.i), -v)
         g_mat[np.diag_indices(m)] = -g_mat.sum(axis=1)
     cov = hinv @ g_mat @ hinv
-    return 0.5 * (cov + cov.T)
+    sym: FloatArray = 0.5 * (cov + cov.T)
+    return sym
 
 
 def check_covariance_size(n_models: int, kind: str) -> None:
@@ -413,7 +416,8 @@ def fit_bt_batch(
     def objective(th: FloatArray, rows: npt.NDArray[np.int64]) -> FloatArray:
         d = th[:, pair_i] - th[:, pair_j]
         ll = score[rows] * log_expit(d) + (total[rows] - score[rows]) * log_expit(-d)
-        return ll.sum(axis=1) - 0.5 * l2 * np.einsum("ij,ij->i", th, th)
+        value: FloatArray = ll.sum(axis=1) - 0.5 * l2 * np.einsum("ij,ij->i", th, th)
+        return value
 
     for _ in range(max_iter):
         th = theta[active]
@@ -455,4 +459,5 @@ def fit_bt_batch(
         raise ConvergenceError(
             f"{active.size} of {r} bootstrap fits did not converge in {max_iter} iterations"
         )
-    return theta - theta.mean(axis=1, keepdims=True)
+    centred: FloatArray = theta - theta.mean(axis=1, keepdims=True)
+    return centred

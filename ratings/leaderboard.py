@@ -456,7 +456,8 @@ def _mean_predicted(strength: FloatArray, scale: float, base: float) -> FloatArr
         rows = slice(start, min(start + _BLOCK, m))
         block = expit((strength[rows, None] - strength[None, :]) * log_base)
         out[rows] = block.sum(axis=1) - 0.5  # the diagonal: a model against itself
-    return out / max(m - 1, 1)
+    mean: FloatArray = out / max(m - 1, 1)
+    return mean
 
 
 def _scores(counts: Counts) -> tuple[FloatArray, FloatArray]:
