@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from typing import TYPE_CHECKING
 
-from ratings.bootstrap import ProgressBar
+if TYPE_CHECKING:
+    from ratings.bootstrap import ProgressBar
 
 __all__ = ["fail", "progress_bar", "return_freed_memory"]
 
