@@ -192,24 +192,28 @@ class _CappedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def refuse(self) -> None:
+        raise _TooLarge(
+            self._source,
+            f"decompresses to more than {self._limit:,} bytes (over {MAX_GZIP_RATIO}x its "
+            f"{self._compressed:,} bytes): refused as a likely gzip bomb; if the file is "
+            "genuine, decompress it first (gunzip) and read the plain file",
+        )
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         # One byte more than allowed is asked for, so reaching the cap exactly still passes.
         want = min(len(view), self._left + 1)
         data = self._inner.read(want)
         if len(data) > self._left:
-            raise _TooLarge(
-                self._source,
-                f"decompresses to more than {self._limit:,} bytes (over {MAX_GZIP_RATIO}x its "
-                f"{self._compressed:,} bytes): refused as a likely gzip bomb; if the file is "
-                "genuine, decompress it first (gunzip) and read the plain file",
-            )
+            self.refuse()
         self._left -= len(data)
         view[: len(data)] = data
         return len(data)
 
     def close(self) -> None:
-        self._inner.close()
+        if self._inner is not None:
+            self._inner.close()
         super().close()
 
 
@@ -222,13 +226,28 @@ def open_decompressed(path: Path, gz: bool) -> io.BufferedReader:
     Returns
     -------
     io.BufferedReader
+
+    Raises
+    ------
+    BattleDataError
+        At once when the gzip trailer already declares more than the cap.
     """
     if not gz:
         return open(path, "rb")
     compressed = path.stat().st_size
     limit = max(GZIP_FREE_BYTES, MAX_GZIP_RATIO * compressed)
-    inner = gzip.open(path, "rb")  # noqa: SIM115 - closed by the returned reader
-    return io.BufferedReader(_CappedReader(inner, limit, str(path), compressed), 1 << 20)
+    reader = _CappedReader(None, limit, str(path), compressed)
+    # The trailer's ISIZE (last member's size mod 2**32) never exceeds the true size, so a
+    # value over the cap refuses the file before a byte is inflated; a smaller (or forged)
+    # one proves nothing and the count while reading still applies.
+    with open(path, "rb") as fh:
+        if compressed >= 18:
+            fh.seek(-4, io.SEEK_END)
+            declared = int.from_bytes(fh.read(4), "little")
+            if declared > limit:
+                reader.refuse()
+    reader._inner = gzip.open(path, "rb")  # noqa: SIM115 - closed by the returned reader
+    return io.BufferedReader(reader, 1 << 20)
 
 
 # --------------------------------------------------------------------------- fast path

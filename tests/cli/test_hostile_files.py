@@ -154,3 +154,21 @@ def test_gzip_within_the_cap_still_reads(
     code, _ = _run(["import", "battles", str(path), "--db", f"sqlite:///{db}", "--no-progress"],
                    capsys)  # fmt: skip
     assert code == 0 and _votes(db) == 100
+
+
+def test_gzip_bomb_with_a_forged_trailer_is_still_capped_while_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The trailer's declared size lets an honest bomb be refused before inflating; a forged
+    # (small) one must not get past the byte count kept while reading.
+    monkeypatch.setattr(readers, "GZIP_FREE_BYTES", 1 << 20)
+    path = tmp_path / "forged.jsonl.gz"
+    line = (json.dumps({**GOOD, "tstamp": 1.0}) + "\n").encode()
+    with gzip.open(path, "wb", compresslevel=9) as fh:
+        for _ in range(200):
+            fh.write(line * 2000)
+    data = bytearray(path.read_bytes())
+    data[-4:] = (100).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    for err in _both(path, tmp_path, capsys):
+        assert "gzip bomb" in err
