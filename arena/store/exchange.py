@@ -20,8 +20,9 @@ import gzip
 import io
 import json
 import os
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -277,21 +278,21 @@ class ImportReport:
     models_created: tuple[str, ...] = field(default=())
 
 
-@dataclass
+@dataclass(slots=True)  # one per record held until the commit: no per-object dict
 class _Parsed:
     line: int
     battle_id: str
-    question_id: str
+    question_id: str | None  # None: the battle's own question (its id), filled in at insert
     model_a: str
     model_b: str
     winner: str
-    judge: str
+    judge: str | None  # None: a judge of its own, filled in at insert
     turn: int
     anony: bool
     language: str | None
     voted_at: dt.datetime
     exclusion: str | None
-    messages: list[tuple[int, str, str]]  # (turn, side, content)
+    messages: Sequence[tuple[int, str, str]]  # (turn, side, content)
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -351,24 +352,22 @@ def _parse_line(source: str, lineno: int, line: str) -> _Parsed:
             )
             raise fail("contains a lone surrogate (not valid UTF-8)", bad)
         battle_id = str(uuid.uuid5(_IMPORT_NAMESPACE, canonical))
-    # A missing judge or question makes its own cluster: nothing says it is shared.
-    judge = checked.judge or f"unknown:{battle_id}"
-    question_id = checked.question_id or battle_id
     messages = _parse_conversations(rec, fail)
     return _Parsed(
         line=lineno,
         battle_id=battle_id,
-        question_id=question_id,
-        model_a=checked.model_a,
-        model_b=checked.model_b,
-        winner=checked.winner,
-        judge=judge,
+        question_id=checked.question_id,
+        # Every record is held until the commit: names repeat, so they are shared.
+        model_a=sys.intern(checked.model_a),
+        model_b=sys.intern(checked.model_b),
+        winner=sys.intern(checked.winner),
+        judge=checked.judge,
         turn=1 if checked.turn is None else checked.turn,
         anony=True if checked.anony is None else checked.anony,
         language=checked.language,
         voted_at=_from_tstamp(checked.tstamp),
         exclusion=checked.exclusion,
-        messages=messages,
+        messages=messages or (),
     )
 
 
@@ -511,6 +510,11 @@ def _ensure_models(conn: Connection, names: set[str]) -> list[str]:
     return missing
 
 
+def _judge(r: _Parsed) -> str:
+    # A missing judge or question makes its own cluster: nothing says it is shared.
+    return r.judge or f"unknown:{r.battle_id}"
+
+
 def _insert_chunk(conn: Connection, rows: list[_Parsed], ids: dict[str, int]) -> None:
     if not rows:
         return
@@ -522,7 +526,7 @@ def _insert_chunk(conn: Connection, rows: list[_Parsed], ids: dict[str, int]) ->
                 "mode": "anony" if r.anony else "named",
                 "model_a_id": ids[r.model_a],
                 "model_b_id": ids[r.model_b],
-                "user_key": r.judge,
+                "user_key": _judge(r),
                 "pair_probability": None,
                 "policy_name": IMPORTED_BACKEND,
                 "policy_version": "",
@@ -544,8 +548,8 @@ def _insert_chunk(conn: Connection, rows: list[_Parsed], ids: dict[str, int]) ->
                 "model_a_id": ids[r.model_a],
                 "model_b_id": ids[r.model_b],
                 "anony": r.anony,
-                "judge": r.judge,
-                "question_id": r.question_id,
+                "judge": _judge(r),
+                "question_id": r.question_id or r.battle_id,
                 "turn": r.turn,
                 "voted_at": r.voted_at,
                 "exclusion": r.exclusion,
