@@ -23,6 +23,7 @@ from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from arena.lifecycle import BattleMode, BattleStatus, MessageSide, Winner
+
 # Column sizes of the fields a battle file carries: one table, shared with the record rules
 # that every reader and `arena import` apply (ratings never imports arena, so it lives there).
 from ratings.records import FIELD_LIMITS
