@@ -61,7 +61,8 @@ class Settings:
     )
     secret: str = _setting(
         "",
-        "Key for hashing user identities. Empty means: generate one on first run and keep it "
+        "Key for hashing user identities, at least 32 bytes (python -c 'import secrets; "
+        "print(secrets.token_hex(32))'). Empty means: generate one on first run and keep it "
         "in <data_dir>/secret.",
         secret=True,
     )

@@ -9,10 +9,18 @@ way, so the figures are ratios on the same machine at the same moment:
   re-aggregate, refit -- timed for a few rounds and scaled to B);
 * the whole ``arena ratings FILE --ci bootstrap --rounds 1000`` process, with its peak RSS.
 
+With ``--many-models M`` it measures instead the fit with very many models (40 battles per
+model, 20% ties): the sparse conjugate-gradient Newton (the path past
+``ratings.bt.DENSE_MAX_MODELS``) against the dense Newton on the same battles at
+``--dense-models`` (the largest size the dense m x m solve does in reasonable time and
+memory), then at M models alone, and the whole ``arena ratings FILE --ci none`` process at M
+models with its peak RSS (plus, at ``--dense-models``, the default sandwich intervals).
+
 Usage::
 
     python benchmarks/ratings_bench.py [--battles 1800000] [--models 129] [--rounds 1000]
         [--baseline-rounds 3] [--json OUT] [--keep DIR]
+    python benchmarks/ratings_bench.py --many-models 10000 [--dense-models 4000] [--json OUT]
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+import ratings.bt
 from ratings.bootstrap import bootstrap_thetas
 from ratings.bt import covariance, fit_bt
 from ratings.data import Battles
@@ -118,6 +127,65 @@ def run_measuring_peak(cmd: list[str]) -> float:
     return peak_kb / 1024
 
 
+def many_models_log(path: Path, m: int, seed: int) -> Battles:
+    """Write (and return) 40 battles per model among ``m`` models, 20% ties, as JSONL."""
+    rng = np.random.default_rng(seed)
+    strength = rng.normal(0, 1, m)
+    n = 40 * m
+    a = rng.integers(0, m, n)
+    b = (a + rng.integers(1, m, n)) % m
+    p = 1 / (1 + np.exp(-(strength[a] - strength[b])))
+    outcome = np.where(rng.random(n) < 0.2, 2, np.where(rng.random(n) < p, 0, 1))
+    names = [f"model-{k:05d}" for k in range(m)]
+    with path.open("w", encoding="utf-8") as fh:
+        fh.writelines(
+            f'{{"model_a": "{names[a[i]]}", "model_b": "{names[b[i]]}", '
+            f'"winner": "{WINNERS[outcome[i]]}"}}\n'
+            for i in range(n)
+        )
+    return Battles.from_codes(names, a, b, outcome)
+
+
+def fit_with(dense: bool, counts: object) -> object:
+    """fit_bt forced onto the dense or the sparse Newton path."""
+    saved = ratings.bt.DENSE_MAX_MODELS
+    ratings.bt.DENSE_MAX_MODELS = 10**9 if dense else 0
+    try:
+        return fit_bt(counts)  # type: ignore[arg-type]
+    finally:
+        ratings.bt.DENSE_MAX_MODELS = saved
+
+
+def many_models(args: argparse.Namespace, workdir: Path, res: dict[str, object]) -> None:
+    for m in (args.dense_models, args.many_models):
+        log = workdir / f"models_{m}.jsonl"
+        battles = many_models_log(log, m, args.seed)
+        counts = battles.aggregate()
+        sparse, t_sparse = timed(fit_with, False, counts)
+        row: dict[str, object] = {
+            "battles": len(battles),
+            "pairs": int(counts.pair_totals().n_pairs),
+            "sparse_fit_s": round(t_sparse, 3),
+        }
+        if m == args.dense_models:
+            dense, t_dense = timed(fit_with, True, counts)
+            row.update(
+                dense_fit_s=round(t_dense, 3),
+                fit_speedup=round(t_dense / t_sparse, 1),
+                max_theta_difference=float(np.abs(dense.theta - sparse.theta).max()),  # type: ignore[attr-defined]
+            )
+        for ci in ("none", "sandwich") if m == args.dense_models else ("none",):
+            cmd = [sys.executable, "-m", "arena", "ratings", str(log), "--ci", ci,
+                   "--format", "csv", "--out", str(workdir / f"lb_{m}_{ci}.csv"),
+                   "--no-progress"]  # fmt: skip
+            t = time.perf_counter()
+            peak = run_measuring_peak(cmd)
+            row[f"cli_ci_{ci}_s"] = round(time.perf_counter() - t, 2)
+            row[f"cli_ci_{ci}_peak_rss_mb"] = round(peak)
+        res[f"models_{m}"] = row
+        print(f"{m} models: {row}", file=sys.stderr)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--battles", type=int, default=1_800_000)
@@ -128,16 +196,30 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="write results here")
     ap.add_argument("--keep", type=Path, default=None, help="keep the log in this directory")
+    ap.add_argument("--many-models", type=int, default=0, help="measure M models instead")
+    ap.add_argument("--dense-models", type=int, default=4000, help="dense baseline size")
     args = ap.parse_args()
 
     workdir = Path(args.keep or tempfile.mkdtemp(prefix="arena-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.many_models:
+        res: dict[str, object] = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}",
+            "load_average": os.getloadavg(),
+        }
+        many_models(args, workdir, res)
+        text = json.dumps(res, indent=2)
+        print(text)
+        if args.json:
+            args.json.write_text(text + "\n")
+        return 0
     log = workdir / f"battles_{args.battles}.jsonl"
     if not log.exists():
         print(f"writing {args.battles:,} battles to {log} ...", file=sys.stderr)
         make_log(log, args.battles, args.models, args.ties, args.seed)
     size_mb = log.stat().st_size / 1e6
-    res: dict[str, object] = {
+    res = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "battles": args.battles,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,13 +25,28 @@ from threadpoolctl import threadpool_limits
 from ratings.bt import DEFAULT_L2, DEFAULT_TOL, BTFit, fit_bt_batch
 from ratings.data import Counts
 
-__all__ = ["ProgressFactory", "bootstrap_thetas", "percentile_interval"]
+__all__ = ["ProgressBar", "ProgressFactory", "bootstrap_thetas", "percentile_interval"]
 
 FloatArray = npt.NDArray[np.float64]
-# Called with the total number of rounds; returns an object with update(n) and close().
-ProgressFactory = Callable[[int], object]
 
-_CHUNK = 50  # rounds fitted together; bounds memory at ~ CHUNK * m * m floats per worker
+
+class ProgressBar(Protocol):
+    """What the ratings engine needs of a progress bar (``tqdm`` has it)."""
+
+    def update(self, n: float = 1, /) -> object:
+        """Advance by ``n`` steps."""
+        ...
+
+    def close(self) -> None:
+        """Finish the bar."""
+        ...
+
+
+# Called with the total number of steps (rounds); returns a bar.
+ProgressFactory = Callable[[int], ProgressBar]
+
+_CHUNK = 50  # rounds fitted together; memory is ~ 3 * chunk * m * m floats per worker
+_CHUNK_BYTES = 256 << 20  # so with many models the chunk shrinks (from ~470 models up)
 _WORKERS = min(4, os.cpu_count() or 1)
 
 
@@ -114,7 +130,9 @@ def bootstrap_thetas(
     probs = merged_n / n_battles
     bar = progress(rounds) if progress is not None else None
     out = np.empty((rounds, counts.n_models))
-    starts = list(range(0, rounds, _CHUNK))
+    m = counts.n_models
+    chunk = max(1, min(_CHUNK, _CHUNK_BYTES // (3 * 8 * m * m)))
+    starts = list(range(0, rounds, chunk))
     # One generator per chunk, spawned from the seed: the draws do not depend on which
     # thread runs which chunk, so results are reproducible while two cores share the work
     # (numpy's samplers and array kernels release the GIL).
@@ -122,7 +140,7 @@ def bootstrap_thetas(
 
     def run_chunk(c: int) -> int:
         start = starts[c]
-        size = min(_CHUNK, rounds - start)
+        size = min(chunk, rounds - start)
         rng = np.random.Generator(np.random.PCG64(seeds[c]))
         if clustered:
             mult = rng.multinomial(k, np.full(k, 1.0 / k), size=size).astype(np.float64)
@@ -145,10 +163,10 @@ def bootstrap_thetas(
         ):
             for size in pool.map(run_chunk, range(len(starts))):
                 if bar is not None:
-                    bar.update(size)  # type: ignore[attr-defined]
+                    bar.update(size)
     finally:
         if bar is not None:
-            bar.close()  # type: ignore[attr-defined]
+            bar.close()
     return out
 
 

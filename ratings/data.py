@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ratings.records import MAX_WEIGHT, WINNERS, RecordError, check_text
+
 __all__ = [
     "A_WINS",
     "BOTH_BAD",
@@ -39,7 +41,7 @@ __all__ = [
 # Outcome codes.  `tie (bothbad)` is kept apart from `tie` for statistics, but both count as
 # half a win for each side in every rating method.
 A_WINS, B_WINS, TIE, BOTH_BAD = 0, 1, 2, 3
-WINNER_VALUES: tuple[str, ...] = ("model_a", "model_b", "tie", "tie (bothbad)")
+WINNER_VALUES: tuple[str, ...] = WINNERS
 WINNER_CODES: dict[str, int] = {v: i for i, v in enumerate(WINNER_VALUES)}
 # Score of model_a for each outcome code.
 A_SCORE = np.array([1.0, 0.0, 0.5, 0.5])
@@ -200,15 +202,18 @@ class Battles:
         names, inv = _factorize(np.concatenate([ma, mb]))
         for k, name in enumerate(names):
             # Checked per distinct value, not per row: a million rows stay cheap.
+            problem = None
             if not isinstance(name, str) or not name:
+                problem = f"missing or empty model name ({name!r})"
+            else:
+                try:
+                    check_text("model_a", name, required=True)
+                except RecordError as exc:
+                    problem = exc.reason
+            if problem is not None:
                 first = int(np.flatnonzero(inv == k)[0])
                 field_name, row = ("model_a", first) if first < n else ("model_b", first - n)
-                raise BattleDataError(
-                    source,
-                    f"missing or empty model name ({name!r})",
-                    field=field_name,
-                    **where(row),
-                )
+                raise BattleDataError(source, problem, field=field_name, **where(row))
         order = sorted(range(len(names)), key=lambda k: str(names[k]))
         remap = np.empty(len(names), dtype=np.int64)
         remap[order] = np.arange(len(names))
@@ -533,11 +538,15 @@ def _check_weight(
         raise BattleDataError(source, "weights must be numbers", field="weight") from None
     if wt.shape != (n,):
         raise BattleDataError(source, f"expected {n} weights, got {wt.shape}", field="weight")
-    bad = np.flatnonzero(~np.isfinite(wt) | (wt < 0))
+    # NaN fails both comparisons, so it is caught with the out-of-range values.
+    bad = np.flatnonzero(~((wt >= 0) & (wt <= MAX_WEIGHT)))
     if bad.size:
         i = int(bad[0])
         raise BattleDataError(
-            source, f"weight must be finite and >= 0, got {wt[i]!r}", field="weight", **where(i)
+            source,
+            f"weight must be finite and from 0 to {MAX_WEIGHT:g}, got {wt[i]!r}",
+            field="weight",
+            **where(i),
         )
     return wt
 

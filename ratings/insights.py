@@ -305,14 +305,16 @@ def _records(t: FloatArray, r: FloatArray) -> BoolArray:
     earlier = (t[None, :] <= t[:, None]) & ~np.eye(t.shape[0], dtype=bool)  # [i, j]: j not later
     rr = r[None, :] if r.ndim == 1 else r
     prior = np.where(earlier[None, :, :], rr[:, None, :], -np.inf).max(axis=2)
-    rec = rr > prior
-    return rec[0] if r.ndim == 1 else rec
+    rec: BoolArray = rr > prior
+    out: BoolArray = rec[0] if r.ndim == 1 else rec
+    return out
 
 
 def _frontier_at(t: FloatArray, r: FloatArray, when: float) -> FloatArray:
     """Best rating among models released on or before ``when``, per row of ``r``."""
     mask = t <= when
-    return np.where(mask[None, :], r, -np.inf).max(axis=1)
+    best: FloatArray = np.where(mask[None, :], r, -np.inf).max(axis=1)
+    return best
 
 
 def frontier(

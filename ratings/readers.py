@@ -24,16 +24,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ratings.data import WINNER_CODES, BattleDataError, Battles
+from ratings.records import RecordError, check_record, from_text, table_passes
 
-__all__ = ["SUPPORTED_SUFFIXES", "detect_format", "read_battles"]
+__all__ = [
+    "GZIP_FREE_BYTES",
+    "MAX_GZIP_RATIO",
+    "SUPPORTED_SUFFIXES",
+    "check_input_file",
+    "detect_format",
+    "open_decompressed",
+    "read_battles",
+]
 
 SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
+# A gzip file may expand to GZIP_FREE_BYTES, or to MAX_GZIP_RATIO times its own size when
+# that is more.  Battle logs compress about 10x; a "gzip bomb" about 1000x (1 MB -> 1 GB),
+# which would otherwise be read whole into memory.
+GZIP_FREE_BYTES = 64 << 20
+MAX_GZIP_RATIO = 100
 
-_STRING_COLS = (
-    "model_a", "model_b", "winner", "judge", "question_id", "language", "exclusion", "address_hash"
+_OPTIONAL_STRINGS = (
+    "battle_id", "judge", "question_id", "language", "exclusion", "address_hash"
 )  # fmt: skip
 _SCHEMA = pa.schema(
     [
+        ("battle_id", pa.string()),
         ("model_a", pa.string()),
         ("model_b", pa.string()),
         ("winner", pa.string()),
@@ -49,6 +64,10 @@ _SCHEMA = pa.schema(
     ]
 )
 _CLUSTER_COLS = ("judge", "question_id")
+
+
+class _TooLarge(BattleDataError):
+    """A gzip file expands past the cap (see ``open_decompressed``)."""
 
 
 class _SlowPath(Exception):
@@ -121,12 +140,16 @@ def read_battles(
     """
     p = Path(path)
     source = str(p)
-    if not p.is_file():
-        raise BattleDataError(source, "no such file")
+    check_input_file(p)
     fmt, gz = detect_format(p)
     try:
         table, line_of = _read_fast(p, fmt, gz)
+        table = _blank_to_null(table)
+        if not table_passes(table):
+            raise _SlowPath
         return _to_battles(table, source, include_named, include_excluded, line_of, cluster_columns)
+    except _TooLarge:
+        raise  # the slow path would only decompress the same bytes again
     except (_SlowPath, BattleDataError):
         # The slow path is the authority on errors: it knows lines, the fast path rows.
         pass
@@ -141,11 +164,103 @@ def read_battles(
         raise BattleDataError(source, "could not read battles") from None
 
 
+def check_input_file(path: Path) -> None:
+    """Raise unless ``path`` is a regular file with at least one byte.
+
+    Raises
+    ------
+    BattleDataError
+        The path does not exist, is a directory or another kind of non-file, or is empty.
+    """
+    source = str(path)
+    if path.is_dir():
+        raise BattleDataError(source, "is a directory, not a battle file")
+    if not path.exists():
+        raise BattleDataError(source, "no such file")
+    if not path.is_file():
+        raise BattleDataError(source, "is not a regular file (a device, pipe or socket)")
+    if path.stat().st_size == 0:
+        raise BattleDataError(source, "no battles (the file is empty)")
+
+
+class _CappedReader(io.RawIOBase):
+    """A decompressing reader that refuses to produce more than ``limit`` bytes."""
+
+    def __init__(self, inner: Any, limit: int, source: str, compressed: int) -> None:
+        self._inner = inner
+        self._left = limit
+        self._limit = limit
+        self._source = source
+        self._compressed = compressed
+
+    def readable(self) -> bool:
+        return True
+
+    def refuse(self) -> None:
+        raise _TooLarge(
+            self._source,
+            f"decompresses to more than {self._limit:,} bytes (over {MAX_GZIP_RATIO}x its "
+            f"{self._compressed:,} bytes): refused as a likely gzip bomb; if the file is "
+            "genuine, decompress it first (gunzip) and read the plain file",
+        )
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        # One byte more than allowed is asked for, so reaching the cap exactly still passes.
+        want = min(len(view), self._left + 1)
+        data = self._inner.read(want)
+        if len(data) > self._left:
+            self.refuse()
+        self._left -= len(data)
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+        super().close()
+
+
+def open_decompressed(path: Path, gz: bool) -> io.BufferedReader:
+    """Open ``path`` for reading bytes, gunzipping when ``gz``, with the gzip-bomb cap.
+
+    The decompressed size is capped at ``max(GZIP_FREE_BYTES, MAX_GZIP_RATIO * file
+    size)``; reading past it raises :class:`BattleDataError` naming the file.
+
+    Returns
+    -------
+    io.BufferedReader
+
+    Raises
+    ------
+    BattleDataError
+        At once when the gzip trailer already declares more than the cap.
+    """
+    if not gz:
+        return open(path, "rb")
+    compressed = path.stat().st_size
+    limit = max(GZIP_FREE_BYTES, MAX_GZIP_RATIO * compressed)
+    reader = _CappedReader(None, limit, str(path), compressed)
+    # The trailer's ISIZE (last member's size mod 2**32) never exceeds the true size, so a
+    # value over the cap refuses the file before a byte is inflated; a smaller (or forged)
+    # one proves nothing and the count while reading still applies.
+    with open(path, "rb") as fh:
+        if compressed >= 18:
+            fh.seek(-4, io.SEEK_END)
+            declared = int.from_bytes(fh.read(4), "little")
+            if declared > limit:
+                reader.refuse()
+    reader._inner = gzip.open(path, "rb")  # noqa: SIM115 - closed by the returned reader
+    return io.BufferedReader(reader, 1 << 20)
+
+
 # --------------------------------------------------------------------------- fast path
 
 
 def _open_stream(p: Path, gz: bool) -> Any:
-    return pa.input_stream(str(p), compression="gzip" if gz else None)
+    # A plain file is read by Arrow's own stream (no Python call per block); only a gzip file
+    # needs the capped Python reader.
+    return open_decompressed(p, gz) if gz else pa.input_stream(str(p))
 
 
 def _first_byte(p: Path, gz: bool) -> bytes:
@@ -195,6 +310,9 @@ def _read_fast(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None
                     column_types=types,
                     include_columns=[n for n in names if n in types],
                     strings_can_be_null=False,
+                    # Only an empty cell is missing: pyarrow would also read "nan", "NA" or
+                    # "null" as missing, which the record rules (and the slow path) refuse.
+                    null_values=[""],
                     true_values=["true", "True", "TRUE", "1"],
                     false_values=["false", "False", "FALSE", "0"],
                 ),
@@ -217,23 +335,58 @@ def _read_fast(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None
         raise _SlowPath
     cols = {name: [r.get(name) for r in records] for name in _SCHEMA.names}
     try:
-        table = pa.table({f.name: pa.array(cols[f.name], type=f.type) for f in _SCHEMA})
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Types are inferred, then held to the schema's families: an explicit type would let
+        # pyarrow turn `false` into a 0.0 tstamp, which the record rules refuse.
+        inferred = pa.table({name: pa.array(values) for name, values in cols.items()})
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
         raise _SlowPath from None
-    return table, None
+    return _cast_columns(inferred, str(p)), None
 
 
 def _cast_columns(table: pa.Table, source: str) -> pa.Table:
+    """Widen Parquet columns to the schema's types; anything else goes to the slow path,
+    where each value meets the record rules (a float judge is refused there, as in JSON)."""
     cols = {}
     for name in table.column_names:
+        col = table[name]
         target = _SCHEMA.field(name).type
+        kind = col.type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        same_family = (
+            (
+                pa.types.is_string(target)
+                and (pa.types.is_string(kind) or pa.types.is_large_string(kind))
+            )
+            or (
+                pa.types.is_floating(target)
+                and (pa.types.is_floating(kind) or pa.types.is_integer(kind))
+            )
+            or (pa.types.is_integer(target) and pa.types.is_integer(kind))
+            or (pa.types.is_boolean(target) and pa.types.is_boolean(kind))
+        )
+        if pa.types.is_null(kind):
+            cols[name] = pa.nulls(len(col), target)
+            continue
+        if not same_family:
+            raise _SlowPath
         try:
-            cols[name] = table[name].cast(target)
+            cols[name] = col.cast(target)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            raise BattleDataError(
-                source, f"column cannot be read as {target}", field=name
-            ) from None
+            raise _SlowPath from None
     return pa.table(cols)
+
+
+def _blank_to_null(table: pa.Table) -> pa.Table:
+    """An empty optional string is an absent one (CSV cannot tell the two apart)."""
+    for name in _OPTIONAL_STRINGS:
+        if name in table.column_names:
+            col = table[name]
+            blank = pc.equal(col, "")
+            if pc.any(blank).as_py():
+                idx = table.column_names.index(name)
+                table = table.set_column(idx, name, pc.if_else(blank, None, col))
+    return table
 
 
 def _to_battles(
@@ -343,7 +496,7 @@ def _fill_missing(codes: np.ndarray) -> np.ndarray:
 
 def _read_bytes(p: Path, gz: bool) -> bytes:
     try:
-        with gzip.open(p, "rb") if gz else open(p, "rb") as fh:
+        with open_decompressed(p, gz) as fh:
             return fh.read()
     except (OSError, EOFError) as exc:
         raise BattleDataError(str(p), f"cannot read the file ({exc})") from None
@@ -355,7 +508,8 @@ def _read_slow(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(str(p))
+            names = pq.read_schema(str(p)).names
+            table = pq.read_table(str(p), columns=[n for n in names if n in _SCHEMA.names])
         except (pa.ArrowInvalid, OSError) as exc:
             raise BattleDataError(source, f"not a readable Parquet file ({exc})") from None
         rows: list[dict[str, Any]] = table.to_pylist()
@@ -405,7 +559,7 @@ def _csv_rows(source: str, text: str) -> Iterator[tuple[int | None, int | None, 
                 raise BattleDataError(
                     source, "more values than header columns", line=reader.line_num
                 )
-            yield reader.line_num, None, {k: (v if v != "" else None) for k, v in rec.items()}
+            yield reader.line_num, None, {k: from_text(k, v) for k, v in rec.items()}
     except csv.Error as exc:
         raise BattleDataError(source, f"malformed CSV ({exc})", line=reader.line_num) from None
 
@@ -417,28 +571,12 @@ def _rows_to_table(
     lines: list[int] = []
     for line, record, rec in rows:
         where = {"line": line} if line is not None else {"record": record}
-        if not isinstance(rec, dict):
-            raise BattleDataError(source, "expected a JSON object", **where)
-        for name in ("model_a", "model_b", "winner"):
-            if name not in rec or rec[name] is None:
-                raise BattleDataError(source, "required field is missing", field=name, **where)
+        try:
+            checked = check_record(rec)
+        except RecordError as exc:
+            raise BattleDataError(source, exc.reason, field=exc.field, **where) from None
         for f in _SCHEMA:
-            value = rec.get(f.name)
-            cols[f.name].append(_coerce(source, f, value, where))
-        if rec["model_a"] == rec["model_b"]:
-            raise BattleDataError(
-                source,
-                f"model {rec['model_a']!r} plays itself",
-                field="model_b",
-                **where,
-            )
-        if rec["winner"] not in WINNER_CODES:
-            raise BattleDataError(
-                source,
-                f"unknown winner {rec['winner']!r} (expected one of {', '.join(WINNER_CODES)})",
-                field="winner",
-                **where,
-            )
+            cols[f.name].append(getattr(checked, f.name))
         lines.append(line if line is not None else -1)
     if not lines:
         raise BattleDataError(source, "no battles (the file is empty)")
@@ -451,40 +589,3 @@ def _rows_to_table(
         )
     table = pa.table({k: pa.array(v, type=_SCHEMA.field(k).type) for k, v in present.items()})
     return table, np.asarray(lines)
-
-
-def _coerce(source: str, f: pa.Field, value: Any, where: dict[str, Any]) -> Any:
-    if value is None:
-        return None
-    t = f.type
-    name = f.name
-    if t == pa.string():
-        if name in ("model_a", "model_b", "winner"):
-            if not isinstance(value, str) or not value:
-                raise BattleDataError(
-                    source, f"expected a non-empty string, got {value!r}", field=name, **where
-                )
-            return value
-        # Identifiers such as judge or question_id are sometimes numbers: keep them as text.
-        if isinstance(value, str | int):
-            return str(value)
-        raise BattleDataError(source, f"expected a string, got {value!r}", field=name, **where)
-    if t == pa.bool_():
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0"}:
-            return value.lower() in {"true", "1"}
-        raise BattleDataError(source, f"expected true or false, got {value!r}", field=name, **where)
-    try:
-        num = float(value) if t == pa.float64() else int(value)
-    except (TypeError, ValueError):
-        raise BattleDataError(
-            source, f"expected a number, got {value!r}", field=name, **where
-        ) from None
-    if t == pa.float64() and not np.isfinite(num):
-        raise BattleDataError(
-            source, f"expected a finite number, got {value!r}", field=name, **where
-        )
-    if name == "weight" and num < 0:
-        raise BattleDataError(source, f"weight must be >= 0, got {value!r}", field=name, **where)
-    return num

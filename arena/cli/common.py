@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from typing import TYPE_CHECKING
 
-__all__ = ["fail", "return_freed_memory"]
+if TYPE_CHECKING:
+    from ratings.bootstrap import ProgressBar
+
+__all__ = ["fail", "progress_bar", "return_freed_memory"]
 
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
@@ -14,6 +18,23 @@ def fail(message: str, code: int = 2) -> int:
     """Print ``arena: error: MESSAGE`` to stderr and return ``code`` (2 = bad input)."""
     print(f"arena: error: {message}", file=sys.stderr)
     return code
+
+
+def progress_bar(
+    *, desc: str, unit: str, hidden: bool, total: int | None = None, unit_scale: bool = False
+) -> ProgressBar:
+    """A tqdm bar on stderr; ``hidden`` (``--no-progress``) hides it, and so does a stderr
+    that is not a terminal."""
+    from tqdm import tqdm  # imported late: commands without bars do not pay for it
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=unit_scale,
+        file=sys.stderr,
+        disable=True if hidden else None,  # None: tqdm decides from the terminal
+    )
 
 
 def return_freed_memory(threshold_bytes: int = 4 << 20) -> None:

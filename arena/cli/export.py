@@ -10,10 +10,11 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Any
 
+from arena.cli.common import progress_bar
 from arena.cli.db import CliError, add_db_argument, database_url, fail, open_database
 from arena.store import export_battles, redact_url
+from ratings.bootstrap import ProgressBar
 
 __all__ = ["parse_since", "register"]
 
@@ -78,13 +79,17 @@ def run_battles(args: argparse.Namespace) -> int:
     except CliError as exc:
         return fail(str(exc))
     bar = _bar(args, "export")
+
+    def progress(_phase: str, k: int) -> None:
+        bar.update(k)
+
     try:
         n = export_battles(
             engine=engine,
             out=out,
             with_conversations=args.with_conversations,
             since=args.since,
-            progress=lambda _phase, k: bar.update(k),
+            progress=progress,
         )
     except OSError as exc:
         return fail(f"{out}: cannot write ({exc.strerror or exc})")
@@ -95,9 +100,5 @@ def run_battles(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bar(args: argparse.Namespace, desc: str) -> Any:
-    from tqdm import tqdm
-
-    # disable=None: tqdm hides itself when stderr is not a terminal.
-    disable = True if args.no_progress else None
-    return tqdm(desc=desc, unit=" battles", unit_scale=True, file=sys.stderr, disable=disable)
+def _bar(args: argparse.Namespace, desc: str) -> ProgressBar:
+    return progress_bar(desc=desc, unit=" battles", unit_scale=True, hidden=args.no_progress)

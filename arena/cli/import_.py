@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
+from arena.cli.common import progress_bar
 from arena.cli.db import CliError, add_db_argument, database_url, fail, open_database
 from arena.store import BattleImportError, import_battles, redact_url
+from ratings.bootstrap import ProgressBar
+from ratings.data import BattleDataError
+from ratings.readers import check_input_file
 
 __all__ = ["register"]
 
@@ -43,14 +46,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_battles(args: argparse.Namespace) -> int:
     path: Path = args.file
-    if not path.is_file():
-        return fail(f"{path}: no such file")
+    try:
+        check_input_file(path)  # before a database is opened (or created) for nothing
+    except BattleDataError as exc:
+        return fail(str(exc))
     url = database_url(args)
     try:
         engine = open_database(url, create_if_empty=True)
     except CliError as exc:
         return fail(str(exc))
-    bars: dict[str, Any] = {}
+    bars: dict[str, ProgressBar] = {}
 
     def progress(phase: str, n: int) -> None:
         if phase not in bars:
@@ -79,9 +84,5 @@ def run_battles(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bar(args: argparse.Namespace, desc: str) -> Any:
-    from tqdm import tqdm
-
-    # disable=None: tqdm hides itself when stderr is not a terminal.
-    disable = True if args.no_progress else None
-    return tqdm(desc=desc, unit=" battles", unit_scale=True, file=sys.stderr, disable=disable)
+def _bar(args: argparse.Namespace, desc: str) -> ProgressBar:
+    return progress_bar(desc=desc, unit=" battles", unit_scale=True, hidden=args.no_progress)

@@ -19,10 +19,12 @@ from arena.cli.rating_args import (
     add_source_arguments,
     drop_flagged_voters,
     load_battles,
+    option_error_message,
     options_from_args,
     progress_factory,
 )
 from ratings import BattleDataError, Battles, ConvergenceError, RatingOptions, compute_leaderboard
+from ratings.leaderboard import OptionError
 
 __all__ = ["register", "run"]
 
@@ -78,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         lb = compute_leaderboard(battles, options, progress=progress_factory(args, "bootstrap"))
         meta = load_metadata(args.metadata, lb.models)
         history, insights = _insights(battles, options, args, meta)
+    except OptionError as exc:
+        return fail(option_error_message(exc))
     except (BattleDataError, ValueError) as exc:
         return fail(str(exc))
     except ConvergenceError as exc:

@@ -4,11 +4,13 @@ from (a file or the database) and how to rate them."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from typing import Any
 
+from arena.cli.common import progress_bar
 from ratings import BattleDataError, Battles, EloOptions, RatingOptions, read_battles
-from ratings.leaderboard import CI_METHODS, METHODS
+from ratings.bootstrap import ProgressBar, ProgressFactory
+from ratings.leaderboard import CI_METHODS, METHODS, OptionError
 
 __all__ = [
     "add_rating_arguments",
@@ -17,6 +19,7 @@ __all__ = [
     "drop_flagged_voters",
     "fragile_notes",
     "load_battles",
+    "option_error_message",
     "options_from_args",
     "parse_anchor",
     "progress_factory",
@@ -139,6 +142,36 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
         "column), and note models whose rating rests on a handful of voters",
     )
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+# RatingOptions field -> the flag that sets it: ratings/ speaks in option names, the command
+# line in flags.
+OPTION_FLAGS = {
+    "method": "--method",
+    "ci": "--ci",
+    "rounds": "--rounds",
+    "cluster_by": "--cluster-by",
+    "seed": "--seed",
+    "anchor": "--anchor",
+    "min_battles": "--min-battles",
+    "l2": "--l2",
+    "level": "--level",
+}
+
+
+def option_error_message(exc: OptionError) -> str:
+    """The message of an :class:`OptionError` in command-line terms (flag first)."""
+    flag = OPTION_FLAGS.get(exc.option, exc.option)
+
+    def as_flag(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in OPTION_FLAGS:
+            return m.group(0)
+        return OPTION_FLAGS[name] + (f" {m.group(2)}" if m.group(2) is not None else "")
+
+    # option='value' -> --option value; a bare option name -> its flag
+    text = re.sub(r"\b([a-z_0-9]+)(?:='([^']*)')?", as_flag, str(exc))
+    return text if text.startswith(flag) else f"{flag}: {text}"
 
 
 def options_from_args(args: argparse.Namespace) -> RatingOptions:
@@ -279,13 +312,10 @@ def _load_from_db(url: str, args: argparse.Namespace) -> Battles:
         engine.dispose()
 
 
-def progress_factory(args: argparse.Namespace, desc: str) -> Any:
-    """A tqdm progress-bar factory on stderr (off with --no-progress or when not a TTY)."""
-    from tqdm import tqdm
+def progress_factory(args: argparse.Namespace, desc: str) -> ProgressFactory:
+    """A progress-bar factory on stderr (off with --no-progress or when not a TTY)."""
 
-    disable = True if args.no_progress else None  # None: tqdm hides itself off a terminal
-
-    def make(total: int) -> Any:
-        return tqdm(total=total, desc=desc, unit="round", file=sys.stderr, disable=disable)
+    def make(total: int) -> ProgressBar:
+        return progress_bar(total=total, desc=desc, unit="round", hidden=args.no_progress)
 
     return make

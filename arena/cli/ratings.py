@@ -20,11 +20,13 @@ from arena.cli.rating_args import (
     drop_flagged_voters,
     fragile_notes,
     load_battles,
+    option_error_message,
     options_from_args,
     progress_factory,
 )
 from ratings import BattleDataError, ConvergenceError, compute_leaderboard, format_leaderboard
 from ratings.export import FORMATS
+from ratings.leaderboard import OptionError
 
 __all__ = ["register", "run"]
 
@@ -66,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         if notes := fragile_notes(battles, args):
             lb = dataclasses.replace(lb, notes=lb.notes + notes)
         meta = load_metadata(args.metadata, lb.models)
+    except OptionError as exc:
+        return fail(option_error_message(exc))
     except (BattleDataError, ValueError) as exc:
         return fail(str(exc))
     except ConvergenceError as exc:

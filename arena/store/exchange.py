@@ -19,10 +19,10 @@ import datetime as dt
 import gzip
 import io
 import json
-import math
 import os
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -33,8 +33,10 @@ from sqlmodel import SQLModel
 
 from arena.store.engine import reader
 from arena.store.errors import BattleImportError
-from arena.store.models import WINNERS, utcnow
-from arena.store.ops import text_problem
+from arena.store.models import utcnow
+from ratings.data import BattleDataError
+from ratings.readers import check_input_file, open_decompressed
+from ratings.records import RecordError, check_record, text_problem
 
 __all__ = [
     "EXPORT_FIELDS",
@@ -63,7 +65,6 @@ IMPORTED_BACKEND = "imported"
 # progress(phase, n): n more records done in phase ("read" or "write"); the CLI draws bars.
 Progress = Callable[[str, int], None]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MAX_TSTAMP = 253402300799.0  # 9999-12-31T23:59:59Z, the last datetime Python can hold
 _US = dt.timedelta(microseconds=1)
 # Namespace for ids of imported records that have no battle_id (public dumps): the id is a
 # hash of the record, so importing the same dump twice skips every line the second time.
@@ -75,15 +76,6 @@ _BATTLE = SQLModel.metadata.tables["battle"]
 _MESSAGE = SQLModel.metadata.tables["message"]
 _VOTE = SQLModel.metadata.tables["vote"]
 _MODEL_EVENT = SQLModel.metadata.tables["model_event"]
-_LIMITS = {
-    "battle_id": 64,
-    "model_a": 200,
-    "model_b": 200,
-    "judge": 128,
-    "question_id": 128,
-    "language": 20,
-    "exclusion": 100,
-}
 
 
 def _to_tstamp(when: dt.datetime) -> float:
@@ -286,33 +278,36 @@ class ImportReport:
     models_created: tuple[str, ...] = field(default=())
 
 
-@dataclass
+@dataclass(slots=True)  # one per record held until the commit: no per-object dict
 class _Parsed:
     line: int
     battle_id: str
-    question_id: str
+    question_id: str | None  # None: the battle's own question (its id), filled in at insert
     model_a: str
     model_b: str
     winner: str
-    judge: str
+    judge: str | None  # None: a judge of its own, filled in at insert
     turn: int
     anony: bool
     language: str | None
     voted_at: dt.datetime
     exclusion: str | None
-    messages: list[tuple[int, str, str]]  # (turn, side, content)
+    messages: Sequence[tuple[int, str, str]]  # (turn, side, content)
 
 
 def _open_text(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
-    return open(path, encoding="utf-8", newline="\n")
+    # The same gzip-bomb cap as the rating readers: the decompressed text is capped.
+    raw = open_decompressed(path, path.suffix == ".gz")
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
 
 
 def _parse_file(path: Path) -> Iterator[_Parsed]:
     source = str(path)
     try:
+        check_input_file(path)
         f = _open_text(path)
+    except BattleDataError as exc:
+        raise BattleImportError(source, exc.reason) from None
     except OSError as exc:
         raise BattleImportError(source, f"cannot open: {exc.strerror or exc}") from None
     with f:
@@ -322,6 +317,10 @@ def _parse_file(path: Path) -> Iterator[_Parsed]:
                 if not line.strip():
                     continue
                 yield _parse_line(source, lineno, line)
+        except BattleImportError:
+            raise
+        except BattleDataError as exc:  # the decompressed size passed the cap
+            raise BattleImportError(source, exc.reason, line=lineno + 1) from None
         except (UnicodeDecodeError, OSError, EOFError) as exc:
             raise BattleImportError(source, f"unreadable file ({exc})", line=lineno + 1) from None
 
@@ -334,70 +333,41 @@ def _parse_line(source: str, lineno: int, line: str) -> _Parsed:
         rec = json.loads(line)
     except json.JSONDecodeError as exc:
         raise fail(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(rec, dict):
-        raise fail(f"expected a JSON object, got {type(rec).__name__}")
-
-    def text(name: str, *, required: bool, default: str | None = None) -> str | None:
-        if name not in rec or rec[name] is None:
-            if required:
-                raise fail("missing field", name)
-            return default
-        value = rec[name]
-        if not isinstance(value, str) or not value:
-            raise fail(f"expected a non-empty string, got {value!r}", name)
-        if len(value) > _LIMITS[name]:
-            raise fail(f"longer than {_LIMITS[name]} characters", name)
-        problem = text_problem(value)
-        if problem:
-            raise fail(problem, name)
-        return value
-
-    model_a = text("model_a", required=True)
-    model_b = text("model_b", required=True)
-    assert model_a is not None and model_b is not None
-    if model_a == model_b:
-        raise fail(f"model {model_a!r} plays itself", "model_b")
-    winner = rec.get("winner")
-    if winner is None:
-        raise fail("missing field", "winner")
-    if winner not in WINNERS:
-        raise fail(f"unknown winner {winner!r} (expected one of {', '.join(WINNERS)})", "winner")
-    ts = rec.get("tstamp")
-    if ts is None:
-        raise fail("missing field", "tstamp")
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
-        raise fail(f"expected unix seconds (a number), got {ts!r}", "tstamp")
-    if not 0 <= ts <= _MAX_TSTAMP:
-        raise fail(f"out of range: {ts!r}", "tstamp")
-    turn = rec.get("turn", 1)
-    if isinstance(turn, bool) or not isinstance(turn, int) or turn < 0:
-        raise fail(f"expected an integer >= 0, got {turn!r}", "turn")
-    anony = rec.get("anony", True)
-    if not isinstance(anony, bool):
-        raise fail(f"expected true or false, got {anony!r}", "anony")
-    battle_id = text("battle_id", required=False)
+    try:
+        checked = check_record(rec)  # the rules every reader uses (ratings/records.py)
+    except RecordError as exc:
+        raise fail(exc.reason, exc.field) from None
+    assert isinstance(rec, dict)
+    # The database stores a vote time, so import needs what the rating readers do not.
+    if checked.tstamp is None:
+        raise fail("required field is missing (the vote time, unix seconds)", "tstamp")
+    battle_id = checked.battle_id
     if battle_id is None:
         canonical = json.dumps(rec, sort_keys=True, ensure_ascii=False)
+        if text_problem(canonical):  # a lone surrogate in a field no rule reads
+            bad = next(
+                k
+                for k in sorted(rec)
+                if text_problem(json.dumps(rec[k], ensure_ascii=False)) or text_problem(k)
+            )
+            raise fail("contains a lone surrogate (not valid UTF-8)", bad)
         battle_id = str(uuid.uuid5(_IMPORT_NAMESPACE, canonical))
-    # A missing judge or question makes its own cluster: nothing says it is shared.
-    judge = text("judge", required=False, default=f"unknown:{battle_id}")
-    question_id = text("question_id", required=False, default=battle_id)
-    assert judge is not None and question_id is not None
     messages = _parse_conversations(rec, fail)
     return _Parsed(
         line=lineno,
         battle_id=battle_id,
-        question_id=question_id,
-        model_a=model_a,
-        model_b=model_b,
-        winner=winner,
-        judge=judge,
-        turn=turn,
-        anony=anony,
-        language=text("language", required=False),
-        voted_at=_from_tstamp(float(ts)),
-        exclusion=text("exclusion", required=False),
-        messages=messages,
+        question_id=checked.question_id,
+        # Every record is held until the commit: names repeat, so they are shared.
+        model_a=sys.intern(checked.model_a),
+        model_b=sys.intern(checked.model_b),
+        winner=sys.intern(checked.winner),
+        judge=checked.judge,
+        turn=1 if checked.turn is None else checked.turn,
+        anony=True if checked.anony is None else checked.anony,
+        language=checked.language,
+        voted_at=_from_tstamp(checked.tstamp),
+        exclusion=checked.exclusion,
+        messages=messages or (),
     )
 
 
@@ -475,6 +445,8 @@ def import_battles(
             progress("read", _CHUNK)
     if progress is not None and len(parsed) % _CHUNK:
         progress("read", len(parsed) % _CHUNK)
+    if not parsed:
+        raise BattleImportError(str(p), "no battles (the file is empty)")
     with engine.begin() as conn:
         existing = _existing_ids(conn, [r.battle_id for r in parsed])
         fresh: list[_Parsed] = []
@@ -538,6 +510,11 @@ def _ensure_models(conn: Connection, names: set[str]) -> list[str]:
     return missing
 
 
+def _judge(r: _Parsed) -> str:
+    # A missing judge or question makes its own cluster: nothing says it is shared.
+    return r.judge or f"unknown:{r.battle_id}"
+
+
 def _insert_chunk(conn: Connection, rows: list[_Parsed], ids: dict[str, int]) -> None:
     if not rows:
         return
@@ -549,7 +526,7 @@ def _insert_chunk(conn: Connection, rows: list[_Parsed], ids: dict[str, int]) ->
                 "mode": "anony" if r.anony else "named",
                 "model_a_id": ids[r.model_a],
                 "model_b_id": ids[r.model_b],
-                "user_key": r.judge,
+                "user_key": _judge(r),
                 "pair_probability": None,
                 "policy_name": IMPORTED_BACKEND,
                 "policy_version": "",
@@ -571,8 +548,8 @@ def _insert_chunk(conn: Connection, rows: list[_Parsed], ids: dict[str, int]) ->
                 "model_a_id": ids[r.model_a],
                 "model_b_id": ids[r.model_b],
                 "anony": r.anony,
-                "judge": r.judge,
-                "question_id": r.question_id,
+                "judge": _judge(r),
+                "question_id": r.question_id or r.battle_id,
                 "turn": r.turn,
                 "voted_at": r.voted_at,
                 "exclusion": r.exclusion,

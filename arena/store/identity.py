@@ -11,9 +11,17 @@ from pathlib import Path
 
 from arena.config import Settings
 
-__all__ = ["SECRET_FILE", "resolve_secret", "user_key"]
+__all__ = ["MIN_SECRET_BYTES", "SECRET_FILE", "resolve_secret", "user_key"]
 
 SECRET_FILE = "secret"
+# A short key can be guessed offline: one exported user key and a guessable IP (the IPv4
+# space is 2^32) let anyone test candidate keys.  RFC 2104 discourages HMAC keys shorter
+# than the hash output, which for SHA-256 is 32 bytes.
+MIN_SECRET_BYTES = 32
+_HOW_TO_GENERATE = (
+    "generate one with: python -c 'import secrets; print(secrets.token_hex(32))' "
+    "(or unset ARENA_SECRET and Arena writes one to <data_dir>/secret)"
+)
 
 
 def user_key(secret: str, raw_identity: str) -> str:
@@ -66,10 +74,17 @@ def resolve_secret(settings: Settings) -> str:
     Raises
     ------
     ValueError
-        When ``<data_dir>/secret`` exists but is empty (it was not written by Arena; delete
-        it or set ``ARENA_SECRET``).
+        When ``ARENA_SECRET`` is shorter than ``MIN_SECRET_BYTES`` bytes, or when
+        ``<data_dir>/secret`` exists but is empty or too short (it was not written by Arena;
+        delete it or set ``ARENA_SECRET``).
     """
     if settings.secret:
+        size = len(settings.secret.encode("utf-8", "surrogatepass"))
+        if size < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"ARENA_SECRET is {size} bytes; it must be at least {MIN_SECRET_BYTES} bytes: "
+                + _HOW_TO_GENERATE
+            )
         return settings.secret
     path = Path(settings.data_dir) / SECRET_FILE
     if not path.exists():
@@ -79,6 +94,12 @@ def resolve_secret(settings: Settings) -> str:
     if not value:
         raise ValueError(
             f"{path} is empty: delete it (a new secret is generated) or set ARENA_SECRET"
+        )
+    if len(value) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"{path} holds a secret of {len(value)} bytes; it must be at least "
+            f"{MIN_SECRET_BYTES} bytes: delete the file (a new secret is generated) or set "
+            "ARENA_SECRET; " + _HOW_TO_GENERATE
         )
     return value
 

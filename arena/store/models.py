@@ -24,6 +24,10 @@ from sqlmodel import Field, SQLModel
 
 from arena.lifecycle import BattleMode, BattleStatus, MessageSide, Winner
 
+# Column sizes of the fields a battle file carries: one table, shared with the record rules
+# that every reader and `arena import` apply (ratings never imports arena, so it lives there).
+from ratings.records import FIELD_LIMITS
+
 __all__ = [
     "BATTLE_MODES",
     "BATTLE_STATUSES",
@@ -101,7 +105,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 class ModelBase(SQLModel):
-    name: str = Field(max_length=200, description="Roster name, unique; shown after the vote.")
+    name: str = Field(
+        max_length=FIELD_LIMITS["model_a"], description="Roster name, unique; shown after the vote."
+    )
     backend: str = Field(max_length=50, description="How the model is reached (or 'imported').")
     config_hash: str = Field(
         default="", max_length=128, description="Hash of weights + decoding config + prompt."
@@ -118,7 +124,7 @@ class Model(ModelBase, table=True):
     __tablename__ = "model"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=200, unique=True)
+    name: str = Field(max_length=FIELD_LIMITS["model_a"], unique=True)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     first_served_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_served_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -152,7 +158,7 @@ class BattleBase(SQLModel):
     )
     policy_name: str = Field(max_length=100, description="Sampling policy that drew the pair.")
     policy_version: str = Field(max_length=50, description="Version of that policy.")
-    language: str | None = Field(default=None, max_length=20)
+    language: str | None = Field(default=None, max_length=FIELD_LIMITS["language"])
 
 
 class BattlePublic(BattleBase):
@@ -177,10 +183,14 @@ class Battle(BattleBase, table=True):
         Index("ix_battle_created_at", "created_at"),
     )
 
-    id: str = Field(default_factory=new_battle_id, primary_key=True, max_length=64)
+    id: str = Field(
+        default_factory=new_battle_id, primary_key=True, max_length=FIELD_LIMITS["battle_id"]
+    )
     model_a_id: int = Field(foreign_key="model.id")
     model_b_id: int = Field(foreign_key="model.id")
-    user_key: str = Field(max_length=128, description="Keyed hash of the voter; never an IP.")
+    user_key: str = Field(
+        max_length=FIELD_LIMITS["judge"], description="Keyed hash of the voter; never an IP."
+    )
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     status: str = Field(default="streaming", max_length=20)
@@ -240,14 +250,20 @@ class Vote(VoteBase, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    battle_id: str = Field(foreign_key="battle.id", unique=True, max_length=64)
+    battle_id: str = Field(
+        foreign_key="battle.id", unique=True, max_length=FIELD_LIMITS["battle_id"]
+    )
     model_a_id: int = Field(foreign_key="model.id")
     model_b_id: int = Field(foreign_key="model.id")
     anony: bool
-    judge: str = Field(max_length=128, description="The battle's user key.")
-    question_id: str = Field(max_length=128, description="Groups votes on the same prompt.")
+    judge: str = Field(max_length=FIELD_LIMITS["judge"], description="The battle's user key.")
+    question_id: str = Field(
+        max_length=FIELD_LIMITS["question_id"], description="Groups votes on the same prompt."
+    )
     turn: int = Field(ge=0, description="User turns in the battle when it was voted.")
     voted_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     exclusion: str | None = Field(
-        default=None, max_length=100, description="Why the vote is not counted (NULL: counted)."
+        default=None,
+        max_length=FIELD_LIMITS["exclusion"],
+        description="Why the vote is not counted (NULL: counted).",
     )

@@ -55,6 +55,7 @@ from arena.store.models import (
     new_battle_id,
     utcnow,
 )
+from ratings.records import text_problem  # one text rule for votes, messages and imports
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -126,22 +127,6 @@ def _finish(session: Session) -> None:
     session.flush()
     session.expunge_all()
     session.commit()
-
-
-def text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be stored as text on every backend, or ``None`` when it can.
-
-    PostgreSQL refuses NUL characters in text and neither driver can encode a lone UTF-16
-    surrogate; both are refused up front, the same way on SQLite, so a database can always
-    be moved to PostgreSQL by export and import.
-    """
-    if "\x00" in value:
-        return "contains a NUL character (\\u0000)"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains a lone surrogate (not valid UTF-8)"
-    return None
 
 
 def _check_aware(name: str, value: dt.datetime | None) -> dt.datetime:

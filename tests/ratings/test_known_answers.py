@@ -205,3 +205,46 @@ def test_reader_on_llmfao_as_jsonl(shared_data: Path, tmp_path: Path) -> None:
     b = fit_bt(_llmfao(shared_data).aggregate())
     assert a.models == b.models
     np.testing.assert_allclose(a.theta, b.theta, atol=1e-12)
+
+
+# ---------------------------------------------------------------- committed LLMFAO fixture
+
+FIXTURE = Path(__file__).parent / "data"
+PUBLISHED_SCORE_ABS = 5e-6  # evalica's MM stops at tol 1e-6; the scores are printed to 6 dp
+
+
+def _fixture_battles() -> Battles:
+    rows = _rows(FIXTURE / "llmfao_pair_counts.csv")
+    return battles_from_counts(
+        [
+            (r["model_a"], r["model_b"], int(r["a_wins"]), int(r["b_wins"]), int(r["ties"]))
+            for r in rows
+        ]
+    )
+
+
+def test_llmfao_fixture_reproduces_the_published_leaderboard() -> None:
+    """Runs without ../shared: the committed derived counts against the published scores."""
+    battles = _fixture_battles()
+    assert len(battles) == 8931 and battles.n_models == 59
+    fit = fit_bt(battles.aggregate())
+    score = dict(zip(fit.models, np.exp(fit.theta) / np.exp(fit.theta).sum(), strict=True))
+    published = _rows(FIXTURE / "llmfao_published_scores.csv")
+    assert len(published) == 59
+    for r in published:
+        assert score[r["model"]] == pytest.approx(float(r["published_score"]),
+                                                  abs=PUBLISHED_SCORE_ABS)  # fmt: skip
+    stats = battles.aggregate().per_model()
+    pairs = dict(zip(battles.models, stats["battles"], strict=True))
+    assert all(pairs[r["model"]] == int(r["published_pairs"]) for r in published)
+    by_rank = [r["model"] for r in sorted(published, key=lambda r: int(r["published_rank"]))]
+    ours = sorted(score, key=lambda m: -score[m])
+    assert ours[:10] == by_rank[:10]
+
+
+def test_llmfao_fixture_is_the_aggregated_original(shared_data: Path) -> None:
+    original = _llmfao(shared_data).aggregate()
+    fixture = _fixture_battles().aggregate()
+    assert original.models == fixture.models
+    key = lambda c: sorted(zip(c.i, c.j, c.outcome, c.n, strict=True))  # noqa: E731
+    assert key(original) == key(fixture)

@@ -11,7 +11,7 @@ from ratings.bootstrap import bootstrap_thetas
 from ratings.bt import fit_bt
 from ratings.data import BattleDataError, Battles
 from ratings.elo import EloOptions, online_elo
-from ratings.leaderboard import RatingOptions, compute_leaderboard, rank_ranges
+from ratings.leaderboard import OptionError, RatingOptions, compute_leaderboard, rank_ranges
 
 from .helpers import battles_from_counts, simulate
 
@@ -140,8 +140,9 @@ def test_elo_leaderboard_and_option_errors(sim: Battles) -> None:
     assert all(r.lower == r.rating == r.upper for r in lb.rows)
     boot = compute_leaderboard(sim, RatingOptions(method="elo", ci="bootstrap", rounds=20))
     assert all(r.lower <= r.upper for r in boot.rows)
-    with pytest.raises(ValueError, match="only for --method bt"):
+    with pytest.raises(OptionError, match="only for method='bt'") as info:
         RatingOptions(method="elo", ci="sandwich")
+    assert info.value.option == "ci" and "--" not in str(info.value)  # the CLI adds flags
     with pytest.raises(ValueError, match="unknown method"):
         RatingOptions(method="glicko")
 

@@ -31,9 +31,30 @@ def test_user_key_is_a_keyed_hash() -> None:
 
 
 def test_secret_from_the_environment_wins(tmp_path: Path) -> None:
-    settings = Settings.from_env({"ARENA_SECRET": "from-env", "ARENA_DATA_DIR": str(tmp_path)})
-    assert store.resolve_secret(settings) == "from-env"
+    secret = "from-env-" + "x" * 23  # 32 bytes, the least accepted
+    settings = Settings.from_env({"ARENA_SECRET": secret, "ARENA_DATA_DIR": str(tmp_path)})
+    assert store.resolve_secret(settings) == secret
     assert not (tmp_path / "secret").exists()
+
+
+@pytest.mark.parametrize("secret", ["a", "x" * 31, "é" * 15])  # 1, 31 and 30 bytes
+def test_short_secret_from_the_environment_is_refused(tmp_path: Path, secret: str) -> None:
+    settings = Settings.from_env({"ARENA_SECRET": secret, "ARENA_DATA_DIR": str(tmp_path)})
+    with pytest.raises(ValueError, match=r"at least 32 bytes.*secrets\.token_hex\(32\)"):
+        store.resolve_secret(settings)
+    assert not (tmp_path / "secret").exists()
+
+
+def test_multibyte_secret_counts_bytes_not_characters(tmp_path: Path) -> None:
+    secret = "é" * 16  # 16 characters, 32 bytes in UTF-8
+    settings = Settings.from_env({"ARENA_SECRET": secret, "ARENA_DATA_DIR": str(tmp_path)})
+    assert store.resolve_secret(settings) == secret
+
+
+def test_short_secret_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("short\n")
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        store.resolve_secret(Settings.from_env({"ARENA_DATA_DIR": str(tmp_path)}))
 
 
 def test_secret_generated_on_first_run_and_kept(tmp_path: Path) -> None:
