@@ -54,6 +54,7 @@ __all__ = [
     "check_record",
     "check_text",
     "from_text",
+    "model_name_problem",
     "table_passes",
     "text_problem",
 ]
@@ -130,6 +131,30 @@ class Record:
     weight: float | None = None
     exclusion: str | None = None
     address_hash: str | None = None
+
+
+# A model name that is stored and shown to every visitor: letters and digits of any script,
+# spaces and the punctuation real model names use.  No markup characters (< > & " ` [ ] ! *
+# _ | ~ ...): a name is data, never HTML or Markdown (issue 11).
+_MODEL_NAME = re.compile(r"[^\W_](?:[\w .:+/()@,'#-]*[\w)])?")
+
+
+def model_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a stored model name, or ``None`` when it can.
+
+    The rule of ``arena import`` (a rating file may name models as it likes: its names are
+    only ever escaped into an export).  It allows what real model names use -- letters and
+    digits of any script, spaces and ``. : + / ( ) @ , ' # - _`` inside -- and nothing that
+    means something in HTML or Markdown.
+    """
+    if not _MODEL_NAME.fullmatch(name):
+        bad = sorted({c for c in name if not (c.isalnum() or c in " .:+/()@,'#-_")})
+        detail = f" (characters not allowed: {' '.join(repr(c) for c in bad)})" if bad else ""
+        return (
+            "is not a usable model name: it must start with a letter or digit, end with one "
+            f"(or ')'), and use letters, digits, spaces and . : + / ( ) @ , ' # - _{detail}"
+        )
+    return None
 
 
 def text_problem(value: str) -> str | None:

@@ -154,6 +154,10 @@ GOOD = {"battle_id": "b", "model_a": "x", "model_b": "y", "winner": "tie", "tsta
         (json.dumps({**GOOD, "anony": "yes"}), "anony", "true or false"),
         (json.dumps({**GOOD, "judge": "j" * 200}), "judge", "longer than"),
         (json.dumps({**GOOD, "model_a": "a\u0000b"}), "model_a", "NUL"),
+        # Names are shown to every visitor: no HTML or Markdown gets in (issue 11).
+        (json.dumps({**GOOD, "model_a": '<img src="http://x/y">'}), "model_a", "model name"),
+        (json.dumps({**GOOD, "model_b": "[Log in](http://x)"}), "model_b", "not allowed"),
+        (json.dumps({**GOOD, "model_b": "![p](http://x/p.png)"}), "model_b", "model name"),
         (
             json.dumps({**GOOD, "conversation_a": [{"role": "bot", "content": "x"}]}),
             "conversation_a",
