@@ -29,6 +29,9 @@ class _Rule:
     pattern: re.Pattern[str]
 
 
+_WORD = re.compile(r"\w+")
+
+
 class BlocklistChecker:
     """Find blocklisted words, phrases and patterns.
 
@@ -69,6 +72,27 @@ class BlocklistChecker:
                 words = [re.escape(w) for w in text.split()]
                 pattern = re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE)
             self._rules.append(_Rule(line, text, pattern))
+        # Speed (a rule per regex search was ~5 ms a prompt with 200 rules): a phrase can
+        # only match where its first word occurs, so phrases are indexed by first word and
+        # only the candidates' patterns run; the regular expressions run only when one
+        # combined pass over the text says one of them matches somewhere.
+        self._by_word: dict[str, list[_Rule]] = {}
+        self._regex_rules: list[_Rule] = []
+        for rule in self._rules:
+            first = (
+                _WORD.findall(rule.text.split()[0].lower())
+                if not rule.text.startswith("re:")
+                else []
+            )
+            if first and rule.text.split()[0].isalnum():
+                self._by_word.setdefault(first[0], []).append(rule)
+            else:
+                self._regex_rules.append(rule)
+        self._any_regex = (
+            re.compile("|".join(f"(?:{r.pattern.pattern})" for r in self._regex_rules), re.I)
+            if self._regex_rules
+            else None
+        )
         digest = hashlib.sha256("\n".join(r.text for r in self._rules).encode()).hexdigest()
         self.version = f"{len(self._rules)}-{digest[:12]}"
 
@@ -93,8 +117,14 @@ class BlocklistChecker:
 
     def check(self, text: str) -> list[Finding]:
         """Every rule that matches ``text`` (first match of each)."""
+        candidates: list[_Rule] = []
+        if self._by_word:
+            for word in set(_WORD.findall(text.lower())):
+                candidates += self._by_word.get(word, ())
+        if self._any_regex is not None and self._any_regex.search(text):
+            candidates += self._regex_rules
         found = []
-        for rule in self._rules:
+        for rule in sorted(candidates, key=lambda r: r.line):
             m = rule.pattern.search(text)
             if m:
                 found.append(
