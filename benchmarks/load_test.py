@@ -318,6 +318,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ARENA_PROMPTS_PER_MINUTE": "0",
             "ARENA_VOTES_PER_DAY": "0",
             "ARENA_DUPLICATE_PROMPT_CAP": "0",
+            # Every simulated user comes from this machine's one address: the per-voter and
+            # per-address caps on live battles would treat them all as one person.
+            "ARENA_MAX_LIVE_BATTLES": "0",
+            "ARENA_MAX_LIVE_BATTLES_PER_ADDRESS": "0",
             # The default (256) already admits every user's events; only a bigger run needs more.
             "ARENA_CONCURRENCY_LIMIT": str(max(256, 2 * args.users)),
             "ARENA_LEADERBOARD_REFRESH_S": "5",

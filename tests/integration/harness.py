@@ -174,6 +174,8 @@ def start_app(
         "ARENA_PROMPTS_PER_MINUTE": "0",
         "ARENA_VOTES_PER_DAY": "0",
         "ARENA_DUPLICATE_PROMPT_CAP": "0",
+        "ARENA_MAX_LIVE_BATTLES": "0",
+        "ARENA_MAX_LIVE_BATTLES_PER_ADDRESS": "0",
         "ARENA_LEADERBOARD_REFRESH_S": "3600",
         **(env or {}),
     }
