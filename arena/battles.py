@@ -39,6 +39,7 @@ from sqlalchemy.engine import Engine
 from arena import store
 from arena.backends import Backend, build_backend
 from arena.config import Settings
+from arena.consent import Terms
 from arena.integrity import LeakDetector, RateLimited, RateLimiter
 from arena.lifecycle import BattleMode, BattleRefused, BattleStatus, Refusal, refuse
 from arena.live import LiveBattle, LiveBattles, Reveal, SideView, TurnUpdate
@@ -84,6 +85,8 @@ class Arena:
         Randomness for pair draws (seed it in tests).
     moderator
         Content moderation for prompts and answers (default: off).
+    terms
+        Terms of use that must be accepted before prompting or voting (default: none).
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class Arena:
         secret: str,
         rng: random.Random | None = None,
         moderator: Moderator | None = None,
+        terms: Terms | None = None,
     ) -> None:
         missing = [n for n in roster.names if n not in backends]
         if missing:
@@ -109,6 +113,8 @@ class Arena:
         self._rng = rng or random.SystemRandom()
         self.metrics = ArenaMetrics()
         self.moderator = moderator or Moderator()
+        self.terms = terms
+        self.reasons = tuple(r.strip() for r in settings.vote_reasons.split(",") if r.strip())
         self.db = Offload(engine, observe=self.metrics.db_seconds.observe)
         self.live = LiveBattles(
             max_per_voter=settings.max_live_battles,
@@ -226,6 +232,7 @@ class Arena:
                 )
         backends = {e.name: build_backend(e, settings=settings) for e in roster}
         moderator = Moderator.from_settings(settings, backends)
+        terms = Terms.load(settings.terms_file) if settings.terms_file else None
         # A roster entry serving as the guard model judges prompts; it is not drawn to answer.
         names = [n for n in roster.names if n != settings.moderation_guard_model]
         policy = make_policy(settings.sampling_policy, names, {e.name: e.weight for e in roster})
@@ -237,6 +244,7 @@ class Arena:
             policy=policy,
             secret=store.resolve_secret(settings),
             moderator=moderator,
+            terms=terms,
         )
 
     async def load(self, say: Callable[[str], None] = lambda s: None) -> None:
@@ -301,11 +309,16 @@ class Arena:
             raise refuse(Refusal.SAME_MODEL)
         return PairDraw(a, b, 1.0, "user_choice", "1")
 
+    def _check_consent(self, consent: str | None) -> None:
+        if self.terms is not None and consent != self.terms.version:
+            raise refuse(Refusal.NO_CONSENT)
+
     async def _create(
         self, *, owner: str, user_key: str, address_key: str, mode: str, draw: PairDraw
     ) -> LiveBattle:
         battle = await self.db.call(
             store.create_battle,
+            consent_version=self.terms.version if self.terms else None,
             mode=mode,
             model_a=draw.model_a,
             model_b=draw.model_b,
@@ -332,6 +345,7 @@ class Arena:
         mode: str = BattleMode.ANONY,
         models: tuple[str, str] | None = None,
         address_key: str | None = None,
+        consent: str | None = None,
     ) -> AsyncIterator[TurnUpdate]:
         """Send a prompt to both sides and stream their answers concurrently.
 
@@ -355,6 +369,8 @@ class Arena:
         address_key
             Keyed hash of the client address, when it differs from ``user_key``; the cap on
             battles being answered at once applies to it as well.
+        consent
+            The terms-of-use version this session accepted (needed when terms are set).
 
         Yields
         ------
@@ -368,6 +384,7 @@ class Arena:
             that is not ready for another turn, too many battles being answered at once.
         """
         with self._counting_refusals():
+            self._check_consent(consent)
             text = self._check_prompt(prompt)
             address = address_key or user_key
             if battle_id is None:
@@ -456,6 +473,33 @@ class Arena:
             )
         return None
 
+    async def add_reasons(
+        self, *, owner: str, user_key: str, battle_id: str, reasons: list[str]
+    ) -> list[str]:
+        """Store the reasons the voter picked for their (already committed) vote.
+
+        Returns
+        -------
+        list of str
+            Every reason now stored for the vote.
+
+        Raises
+        ------
+        BattleRefused
+            Unknown or foreign battle, not voted yet, or a reason not on the operator's list.
+        """
+        with self._counting_refusals():
+            live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
+            if live.status != BattleStatus.VOTED:
+                raise refuse(Refusal.NOT_READY)
+            for r in reasons:
+                if r not in self.reasons:
+                    raise refuse(Refusal.BAD_REASON, label=r, choices=", ".join(self.reasons))
+            stored: list[str] = await self.db.call(
+                store.add_vote_reasons, battle_id=battle_id, user_key=user_key, reasons=reasons
+            )
+            return stored
+
     async def _record_decision(
         self, decision: Decision, battle_id: str | None, user_key: str, turn: int, side: str
     ) -> None:
@@ -463,6 +507,19 @@ class Arena:
         self.metrics.moderated(
             decision.where, sorted({f.checker for f in decision.findings}), decision.action
         )
+        try:
+            await self.db.call(
+                store.record_moderation,
+                battle_id=battle_id,
+                user_key=user_key,
+                turn=turn,
+                side=side,
+                action=str(decision.action),
+                checkers=[f"{name}@{version}" for name, version in decision.checkers],
+                categories=list(decision.categories),
+            )
+        except BattleRefused:  # the database is down: the decision still stands
+            log.warning("battle %s: moderation decision not stored", battle_id or "(none)")
         log.info(
             "battle %s: moderation %s on %s: %s",
             battle_id or "(none yet)",
@@ -482,7 +539,15 @@ class Arena:
     # ----------------------------------------------------------------------------------------
     # voting
 
-    async def vote(self, *, owner: str, user_key: str, battle_id: str, winner: str) -> Reveal:
+    async def vote(
+        self,
+        *,
+        owner: str,
+        user_key: str,
+        battle_id: str,
+        winner: str,
+        consent: str | None = None,
+    ) -> Reveal:
         """Commit the vote, then reveal the two models.
 
         Parameters
@@ -506,6 +571,7 @@ class Arena:
             Unknown/foreign battle, still streaming, errored, already voted, bad winner.
         """
         with self._counting_refusals():
+            self._check_consent(consent)
             value = parse_winner(winner)
             live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
             return await self.votes.vote(live, value)

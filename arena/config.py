@@ -73,6 +73,16 @@ class Settings:
         secret=True,
         shown_default="(not set)",
     )
+    terms_file: str = _setting(
+        "",
+        "Terms of use and privacy notice (Markdown) shown before the first prompt; visitors "
+        "must accept them to prompt or vote, and each battle stores the accepted version. "
+        "Empty: no terms.",
+    )
+    vote_reasons: str = _setting(
+        "More accurate,Better written,Followed instructions,Safer",
+        "Reasons a voter may pick after a vote (comma-separated); empty: no reason chips.",
+    )
     moderation: str = _setting(
         "off",
         "Content moderation: off, log (store decisions only), warn (tell the voter; the "

@@ -143,6 +143,8 @@ class Refusal(StrEnum):
     ERRORED = "errored"
     NOT_READY = "not_ready"
     MODERATED = "moderated"
+    NO_CONSENT = "no_consent"
+    BAD_REASON = "bad_reason"
 
     @property
     def template(self) -> str:
@@ -175,6 +177,8 @@ _MESSAGES: Mapping[Refusal, str] = MappingProxyType(
         Refusal.ALREADY_VOTED: "This battle already has your vote.",
         Refusal.ERRORED: "This battle ended without both answers and cannot be voted on.",
         Refusal.NOT_READY: "Wait for both answers before voting.",
+        Refusal.NO_CONSENT: "Please read and accept the terms of use first.",
+        Refusal.BAD_REASON: "Unknown reason {label!r}; pick from: {choices}.",
         Refusal.MODERATED: "This prompt was blocked by this arena's content rules "
         "({categories}). Nothing was sent to the models.",
     }

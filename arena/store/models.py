@@ -42,9 +42,11 @@ __all__ = [
     "Model",
     "ModelBase",
     "ModelEvent",
+    "ModerationDecision",
     "UTCDateTime",
     "Vote",
     "VoteBase",
+    "VoteReason",
     "new_battle_id",
     "utcnow",
 ]
@@ -195,6 +197,9 @@ class Battle(BattleBase, table=True):
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     status: str = Field(default="streaming", max_length=20)
     error_reason: str | None = Field(default=None, max_length=2000)
+    consent_version: str | None = Field(
+        default=None, max_length=64, description="Terms of use the voter had accepted."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,3 +272,44 @@ class Vote(VoteBase, table=True):
         max_length=FIELD_LIMITS["exclusion"],
         description="Why the vote is not counted (NULL: counted).",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# moderation decisions and vote reasons
+
+
+class ModerationDecision(SQLModel, table=True):
+    """A moderation decision that found something (prompt or answer), with its checkers.
+
+    ``battle_id`` is empty for a blocked first prompt: no battle was created for it.
+    """
+
+    __tablename__ = "moderation_decision"
+    __table_args__ = (
+        CheckConstraint(_in("side", MESSAGE_SIDES), name="ck_moderation_side"),
+        Index("ix_moderation_decision_at", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    battle_id: str | None = Field(
+        default=None, foreign_key="battle.id", max_length=FIELD_LIMITS["battle_id"], index=True
+    )
+    user_key: str = Field(max_length=FIELD_LIMITS["judge"])
+    turn: int = Field(ge=1)
+    side: str = Field(max_length=4, description="'user' (the prompt) or the answering side.")
+    action: str = Field(max_length=20, description="logged | warned | blocked")
+    checkers: str = Field(max_length=500, description="name@version of each checker that ran.")
+    categories: str = Field(max_length=500, description="What was found, comma-separated.")
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class VoteReason(SQLModel, table=True):
+    """A reason a voter gave for a vote (one row per chip they picked)."""
+
+    __tablename__ = "vote_reason"
+    __table_args__ = (UniqueConstraint("battle_id", "reason", name="uq_vote_reason"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    battle_id: str = Field(foreign_key="vote.battle_id", max_length=FIELD_LIMITS["battle_id"])
+    reason: str = Field(max_length=100)
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

@@ -51,7 +51,9 @@ from arena.store.models import (
     Message,
     Model,
     ModelEvent,
+    ModerationDecision,
     Vote,
+    VoteReason,
     new_battle_id,
     utcnow,
 )
@@ -59,6 +61,7 @@ from ratings.records import text_problem  # one text rule for votes, messages an
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "add_vote_reasons",
     "append_message",
     "battle_model_names",
     "create_battle",
@@ -69,6 +72,7 @@ __all__ = [
     "mark_exclusion",
     "new_session",
     "question_id_for",
+    "record_moderation",
     "record_vote",
     "set_status",
     "upsert_model",
@@ -308,6 +312,7 @@ def create_battle(
     policy_version: str,
     language: str | None = None,
     battle_id: str | None = None,
+    consent_version: str | None = None,
 ) -> Battle:
     """Start a battle (status ``streaming``) and stamp both models as served.
 
@@ -329,6 +334,8 @@ def create_battle(
         Language of the conversation, when known.
     battle_id
         Id to use (default: a fresh UUID4).
+    consent_version
+        Version of the terms of use the voter accepted (``None``: no terms configured).
 
     Returns
     -------
@@ -377,6 +384,7 @@ def create_battle(
             created_at=now,
             updated_at=now,
             status="streaming",
+            consent_version=consent_version,
         )
         session.add(battle)
         session.exec(
@@ -744,3 +752,107 @@ def battle_model_names(*, session: Session, battle_id: str) -> tuple[str, str]:
     )
     session.commit()
     return names[battle.model_a_id], names[battle.model_b_id]
+
+
+def record_moderation(
+    *,
+    session: Session,
+    battle_id: str | None,
+    user_key: str,
+    turn: int,
+    side: str,
+    action: str,
+    checkers: list[str],
+    categories: list[str],
+) -> ModerationDecision:
+    """Store a moderation decision that found something.
+
+    Parameters
+    ----------
+    session
+        From :func:`new_session`.
+    battle_id
+        The battle (``None`` for a blocked first prompt: no battle was created).
+    user_key
+        The voter's keyed hash.
+    turn, side
+        Where: ``side`` ``user`` is the prompt of that turn, ``a``/``b`` an answer.
+    action
+        ``logged``, ``warned`` or ``blocked``.
+    checkers
+        ``name@version`` of each checker that ran.
+    categories
+        What was found.
+
+    Returns
+    -------
+    ModerationDecision
+
+    Raises
+    ------
+    InvalidValue
+        An unknown side or action.
+    """
+    if side not in MESSAGE_SIDES:
+        raise InvalidValue(f"side must be one of {MESSAGE_SIDES}, got {side!r}")
+    if action not in ("logged", "warned", "blocked"):
+        raise InvalidValue(f"action must be logged, warned or blocked, got {action!r}")
+    row = ModerationDecision(
+        battle_id=battle_id,
+        user_key=user_key,
+        turn=turn,
+        side=side,
+        action=action,
+        checkers=",".join(checkers)[:500],
+        categories=",".join(categories)[:500],
+    )
+    with _transaction(session):
+        session.add(row)
+        session.flush()
+        session.refresh(row)
+        session.expunge(row)
+    return row
+
+
+def add_vote_reasons(
+    *, session: Session, battle_id: str, user_key: str, reasons: list[str]
+) -> list[str]:
+    """Store the reasons a voter gave for their vote (idempotent: repeats are ignored).
+
+    Parameters
+    ----------
+    session
+        From :func:`new_session`.
+    battle_id
+        A voted battle.
+    user_key
+        Must be the voter's.
+    reasons
+        Reason labels (the caller checks them against the operator's list).
+
+    Returns
+    -------
+    list of str
+        All reasons now stored for the vote, sorted.
+
+    Raises
+    ------
+    VoteNotFound
+        The battle has no vote.
+    ForeignBattle
+        The vote is someone else's.
+    """
+    with _transaction(session):
+        vote = session.exec(select(Vote).where(Vote.battle_id == battle_id)).first()
+        if vote is None:
+            raise VoteNotFound(f"battle {battle_id!r} has no vote")
+        if vote.judge != user_key:
+            raise ForeignBattle(f"battle {battle_id} belongs to another user", battle_id=battle_id)
+        have = set(
+            session.exec(select(VoteReason.reason).where(VoteReason.battle_id == battle_id)).all()
+        )
+        for reason in dict.fromkeys(reasons):
+            if reason not in have:
+                session.add(VoteReason(battle_id=battle_id, reason=reason))
+                have.add(reason)
+    return sorted(have)
