@@ -36,7 +36,7 @@ from arena.store.errors import BattleImportError
 from arena.store.models import utcnow
 from ratings.data import BattleDataError
 from ratings.readers import check_input_file, open_decompressed
-from ratings.records import RecordError, check_record, model_name_problem, text_problem
+from ratings.records import RecordError, check_record, text_problem
 
 __all__ = [
     "EXPORT_FIELDS",
@@ -338,10 +338,6 @@ def _parse_line(source: str, lineno: int, line: str) -> _Parsed:
     except RecordError as exc:
         raise fail(exc.reason, exc.field) from None
     assert isinstance(rec, dict)
-    for side in ("model_a", "model_b"):
-        name = getattr(checked, side)
-        if (problem := model_name_problem(name)) is not None:
-            raise fail(f"{name!r} {problem}", side)
     # The database stores a vote time, so import needs what the rating readers do not.
     if checked.tstamp is None:
         raise fail("required field is missing (the vote time, unix seconds)", "tstamp")
