@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -302,11 +303,15 @@ class Battles:
             source=source,
         )
 
-    def select(self, mask: npt.NDArray[np.bool_]) -> Battles:
-        """Return the battles where ``mask`` is true, with unused models dropped."""
+    def select(self, mask: npt.NDArray[np.bool_], note: str | None = None) -> Battles:
+        """Return the battles where ``mask`` is true, with unused models dropped.
+
+        The notes (what the reader left out, and why) are kept, and ``note`` is added to
+        them when given.
+        """
         if not mask.any():
             raise BattleDataError(self.source, "no battles left after filtering")
-        return Battles.from_codes(
+        kept = Battles.from_codes(
             self.models,
             self.a[mask],
             self.b[mask],
@@ -316,14 +321,19 @@ class Battles:
             tstamp=None if self.tstamp is None else self.tstamp[mask],
             source=self.source,
         )
+        return dataclasses.replace(kept, notes=self.with_note(note).notes)
+
+    def with_note(self, note: str | None) -> Battles:
+        """Return a copy with ``note`` appended to the notes (unchanged when ``None``)."""
+        if note is None:
+            return self
+        return dataclasses.replace(self, notes=(*self.notes, note))
 
     def with_weight(self, weight: npt.ArrayLike) -> Battles:
         """Return a copy with per-battle weights replaced."""
         n = len(self)
         w = _check_weight(weight, n, self.source, lambda i: {"record": int(i)})
-        return Battles(
-            self.models, self.a, self.b, self.outcome, w, self.clusters, self.tstamp, self.source
-        )
+        return dataclasses.replace(self, weight=w)
 
     def aggregate(self, cluster_by: str | None = None) -> Counts:
         """Aggregate to unique cells ``(a, b, outcome[, weight][, cluster])``.

@@ -26,6 +26,7 @@ _CSV_COLUMNS = (
     "rank",
     "rank_upper",
     "rank_lower",
+    "rating_order",
     "model",
     "rating",
     "lower",
@@ -36,14 +37,21 @@ _CSV_COLUMNS = (
     "losses",
     "win_rate",
     "avg_win_rate",
+    "p_rank1",
+    "rank_ci_best",
+    "rank_ci_worst",
 )
 _DIGITS = 4  # machine-readable formats
+# "Rank" is LMArena's (1 + models whose lower bound beats this upper bound); "By rating" is
+# the order of the point estimates, which differs from it for most models of a close board.
 _HUMAN = (
     ("Rank", lambda r: str(r.rank)),
     ("Rank range", lambda r: rank_range_text(r)),
+    ("By rating", lambda r: str(r.rating_order)),
     ("Model", lambda r: r.model),
     ("Rating", lambda r: f"{r.rating:.1f}"),
     ("95% CI", lambda r: _ci_text(r)),
+    ("P(#1)", lambda r: _pct(r.p_rank1)),
     ("Battles", lambda r: str(r.battles)),
     ("W / T / L", lambda r: f"{r.wins} / {r.ties} / {r.losses}"),
     ("Win rate", lambda r: _pct(r.win_rate)),
@@ -104,10 +112,27 @@ def _ci_text(r: LeaderboardRow) -> str:
     return f"{r.lower - r.rating:+.1f} / {r.upper - r.rating:+.1f}"
 
 
-def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
-    """The JSON document: ``method, ci, n_battles, models[...]`` plus the options used."""
+def _matrix(values: Any) -> list[list[float | None]]:
+    return [[_num(float(x)) for x in row] for row in values]
+
+
+def leaderboard_dict(lb: Leaderboard, matrices: bool = False) -> dict[str, Any]:
+    """The JSON document: ``method, ci, n_battles, models[...]`` plus the options used.
+
+    Parameters
+    ----------
+    lb
+        The leaderboard.
+    matrices
+        Add ``matrices``: the model order, the fit's predicted P(i beats j) and, when there
+        are intervals, P(i rated above j) over the replicates.
+
+    Returns
+    -------
+    dict
+    """
     o = lb.options
-    return {
+    doc: dict[str, Any] = {
         "method": o.method,
         "ci": o.ci,
         "n_battles": lb.n_battles,
@@ -133,12 +158,23 @@ def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
                 "losses": r.losses,
                 "win_rate": _num(r.win_rate),
                 "avg_win_rate": _num(r.avg_win_rate),
+                "rating_order": r.rating_order,
+                "p_rank1": _num(r.p_rank1),
+                "rank_ci_best": r.rank_ci_best or None,
+                "rank_ci_worst": r.rank_ci_worst or None,
             }
             for r in lb.rows
         ],
         "warnings": list(lb.warnings),
         "notes": list(lb.notes),
     }
+    if matrices:
+        doc["matrices"] = {
+            "models": list(lb.models),
+            "predicted_win_rate": _matrix(lb.predicted_win_rates),
+            "p_rated_above": None if lb.p_above is None else _matrix(lb.p_above),
+        }
+    return doc
 
 
 def _description(lb: Leaderboard) -> str:
@@ -152,15 +188,27 @@ def _description(lb: Leaderboard) -> str:
     }[o.ci]
     if o.cluster_by and o.ci != "none":
         ci += f", clustered by {o.cluster_by}"
-    scale = f"anchored at {o.anchor[0]} = {o.anchor[1]:g}" if o.anchor else "mean rating 1000"
+    scale = (
+        f"relative to {o.anchor[0]} pinned at {o.anchor[1]:g}" if o.anchor else "mean rating 1000"
+    )
+    ranks = (
+        "Rank: 1 + the number of models whose lower bound is above this model's upper bound "
+        "(LMArena's rank); By rating: order of the point estimates"
+    )
+    if o.ci != "none":
+        source = "bootstrap rounds" if o.ci == "bootstrap" else "draws of the normal approx."
+        ranks += f"; P(#1): share of {o.rounds} {source} with the model on top"
     return (
         f"{method}; {int(o.level * 100)}% CI: {ci}; {scale}; {lb.n_battles} battles, "
-        f"{len(lb.rows)} models."
+        f"{len(lb.rows)} models. {ranks}."
     )
 
 
 def format_leaderboard(
-    lb: Leaderboard, fmt: str, meta: Mapping[str, ModelMeta] | None = None
+    lb: Leaderboard,
+    fmt: str,
+    meta: Mapping[str, ModelMeta] | None = None,
+    matrices: bool = False,
 ) -> str:
     """Render a leaderboard.
 
@@ -173,6 +221,8 @@ def format_leaderboard(
     meta
         Optional model metadata: its fields become extra columns (those some rated model
         has a value for), and a ``metadata`` object per model in JSON.
+    matrices
+        JSON only: add the predicted win-rate and P(rated above) matrices.
 
     Returns
     -------
@@ -190,7 +240,7 @@ def format_leaderboard(
         (h, lambda r, k=k, f=f: _meta_cell(mt, r.model, k, f)) for k, h, f in extra
     ]
     if fmt == "json":
-        doc = leaderboard_dict(lb)
+        doc = leaderboard_dict(lb, matrices)
         if extra:
             for row in doc["models"]:
                 m = mt.get(row["model"])
@@ -222,7 +272,11 @@ def format_leaderboard(
             tail = [f"> warning: {w}" for w in lb.warnings] + [f"> note: {n}" for n in lb.notes]
             return "\n".join([*lines, "", _description(lb), *tail]) + "\n"
         widths = [max(len(h), *(len(row[k]) for row in body)) for k, h in enumerate(header)]
-        right = {0, 1, 3, 5, 7, 8}
+        right = {
+            k
+            for k, (h, _) in enumerate(human)
+            if k < len(_HUMAN) and h not in ("Model", "W / T / L")
+        }
 
         def fmt_row(cells: list[str]) -> str:
             return "  ".join(
@@ -249,7 +303,7 @@ def format_leaderboard(
             "body{font-family:system-ui,sans-serif;margin:2em}"
             "table{border-collapse:collapse}"
             "th,td{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:right}"
-            "td:nth-child(3),th:nth-child(3){text-align:left}"
+            "td:nth-child(4),th:nth-child(4){text-align:left}"
             ".warning{color:#a40}\n</style>\n</head>\n<body>\n"
             f'<table class="leaderboard">\n<caption>{html.escape(_description(lb))}</caption>\n'
             f"<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>\n"

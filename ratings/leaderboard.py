@@ -37,8 +37,13 @@ __all__ = [
     "Leaderboard",
     "LeaderboardRow",
     "OptionError",
+    "RankConfidence",
     "RatingOptions",
     "compute_leaderboard",
+    "contrast_covariance",
+    "normal_intervals",
+    "p_rated_above",
+    "rank_confidence",
     "rank_ranges",
 ]
 
@@ -91,8 +96,9 @@ class RatingOptions:
     seed
         Seed of the bootstrap.
     anchor
-        ``(model, rating)``: shift the scale so that this model has this rating.  Default:
-        the mean rating over the models is 1000.
+        ``(model, rating)``: pin this model at this rating inside the fit: every rating (and
+        every bootstrap round, and the sandwich as a contrast) is measured relative to it, so
+        its own interval has zero width.  Default: the mean rating over the models is 1000.
     min_battles
         Leave out models with fewer battles (and their battles) before fitting.
     l2
@@ -135,13 +141,26 @@ class RatingOptions:
             raise OptionError("level", f"level must be in (0, 1), got {self.level}")
         if self.min_battles < 0:
             raise OptionError("min_battles", f"min_battles must be >= 0, got {self.min_battles}")
+        if self.ci == "fisher" and self.cluster_by is not None:
+            # The inverse information assumes independent battles; it has no clustered form.
+            raise OptionError(
+                "ci",
+                "--ci fisher cannot honour --cluster-by (the Fisher information assumes "
+                "independent battles); use --ci sandwich or --ci bootstrap with --cluster-by",
+            )
 
 
 @dataclass(frozen=True)
 class LeaderboardRow:
-    """One model's line.  ``rank_upper``/``rank_lower`` are the best/worst rank the
-    intervals allow: ``rank_upper = 1 + #{j : lower_j > upper_i}``,
-    ``rank_lower = #models - #{j : upper_j < lower_i}``."""
+    """One model's line.
+
+    ``rank`` is LMArena's rank, ``1 + #{j : lower_j > upper_i}`` (equal to ``rank_upper``,
+    the best rank the intervals allow); ``rank_lower = #models - #{j : upper_j < lower_i}``
+    is the worst.  ``rating_order`` is the position by point estimate alone (1 = highest
+    rating).  ``p_rank1`` and ``rank_ci_best``/``rank_ci_worst`` (the central ``level``
+    interval of the rank) come from the bootstrap replicates, or from draws of the normal
+    approximation for sandwich/Fisher intervals; they are NaN / 0 with ``--ci none``.
+    """
 
     model: str
     rating: float
@@ -156,6 +175,10 @@ class LeaderboardRow:
     losses: int
     win_rate: float
     avg_win_rate: float
+    rating_order: int = 0
+    p_rank1: float = math.nan
+    rank_ci_best: int = 0
+    rank_ci_worst: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +186,9 @@ class Leaderboard:
     """A computed leaderboard.  ``rows`` are sorted by rating (then name); the matrices are
     indexed like ``models`` (alphabetical) and built on first use (``m x m`` each, which
     with many models is too much to build for a table that does not show them).
+    ``predicted_win_rates[i, j]`` is the fit's P(i beats j); ``p_above[i, j]`` the share of
+    rating replicates (bootstrap rounds, or normal draws) with i rated above j (``None`` with
+    ``--ci none``).
 
     Attributes
     ----------
@@ -171,6 +197,9 @@ class Leaderboard:
     strength, scale, base
         Fitted strengths and their win-probability law,
         ``P(i beats j) = 1 / (1 + base ** ((strength_j - strength_i) / scale))``.
+    samples
+        The rating replicates behind the intervals and rank statistics (``R x m``), or
+        ``None`` with ``--ci none``.
     """
 
     options: RatingOptions
@@ -184,6 +213,7 @@ class Leaderboard:
     components: tuple[tuple[str, ...], ...]
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    samples: FloatArray | None = None
 
     @property
     def connected(self) -> bool:
@@ -199,6 +229,11 @@ class Leaderboard:
         """Observed score of the row model against the column model (ties = 1/2; NaN when
         they never met)."""
         return _matrices(self.counts)[1]
+
+    @cached_property
+    def p_above(self) -> FloatArray | None:
+        """Share of rating replicates with the row model rated above the column model."""
+        return None if self.samples is None else p_rated_above(self.samples)
 
     @cached_property
     def predicted_win_rates(self) -> FloatArray:
@@ -249,6 +284,15 @@ def compute_leaderboard(
             battles.source, f"anchor model {opt.anchor[0]!r} has no battles", field="anchor"
         )
     _check_size(battles, opt)
+    if opt.ci == "fisher" and battles.weight is not None and not np.all(battles.weight == 1.0):
+        # Measured: with --reweight weights the Fisher intervals covered 0.77 of the time at a
+        # nominal 0.95; only the sandwich accounts for the weights' extra variance.
+        raise BattleDataError(
+            battles.source,
+            "--ci fisher ignores the battle weights and under-covers with them; use --ci "
+            "sandwich or --ci bootstrap for weighted battles",
+            field="weight",
+        )
     counts = battles.aggregate()
     m = counts.n_models
     components = _components(counts)
@@ -263,36 +307,34 @@ def compute_leaderboard(
             "ratings in different components are not comparable"
         )
 
+    anchor = None if opt.anchor is None else counts.models.index(opt.anchor[0])
     if opt.method == "bt":
         fit = fit_bt(counts, l2=opt.l2)
         theta = fit.theta
-        rating = CENTER + ELO_SCALE * theta
-        lower, upper = _bt_intervals(battles, counts, fit, rating, opt, progress)
+        rating = _scale(CENTER + ELO_SCALE * theta, anchor, opt)
+        lower, upper, samples = _bt_intervals(battles, counts, fit, rating, opt, progress)
         strength, scale, base = theta, 1.0, math.e
     else:
         rating = online_elo(battles, opt.elo)
-        rating = rating - rating.mean() + CENTER
-        lower, upper = _elo_intervals(battles, rating, opt, progress)
+        rating = _scale(rating - rating.mean() + CENTER, anchor, opt)
+        lower, upper, samples = _elo_intervals(battles, rating, opt, progress)
         strength, scale, base = rating, opt.elo.scale, opt.elo.base
-
-    if opt.anchor is not None:
-        shift = opt.anchor[1] - rating[counts.models.index(opt.anchor[0])]
-        rating, lower, upper = rating + shift, lower + shift, upper + shift
 
     stats = counts.per_model()
     score, played = _scores(counts)
     avg_pred = _mean_predicted(strength, scale, base)
     rank_upper, rank_lower = rank_ranges(lower, upper)
     order = sorted(range(m), key=lambda k: (-rating[k], counts.models[k]))
-    # rank = 1 + #{j : rating_j > rating_k}, by binary search instead of an m x m compare
-    rank = 1 + m - np.searchsorted(np.sort(rating), rating, side="right")
+    rating_order = np.empty(m, dtype=np.int64)
+    rating_order[order] = np.arange(1, m + 1)
+    conf = None if samples is None else rank_confidence(samples, opt.level)
     rows = tuple(
         LeaderboardRow(
             model=counts.models[k],
             rating=float(rating[k]),
             lower=float(lower[k]),
             upper=float(upper[k]),
-            rank=int(rank[k]),
+            rank=int(rank_upper[k]),
             rank_upper=int(rank_upper[k]),
             rank_lower=int(rank_lower[k]),
             battles=int(stats["battles"][k]),
@@ -301,6 +343,10 @@ def compute_leaderboard(
             losses=int(stats["losses"][k]),
             win_rate=float(score[k] / played[k]) if played[k] else math.nan,
             avg_win_rate=float(avg_pred[k]),
+            rating_order=int(rating_order[k]),
+            p_rank1=math.nan if conf is None else float(conf.p_rank1[k]),
+            rank_ci_best=0 if conf is None else int(conf.best[k]),
+            rank_ci_worst=0 if conf is None else int(conf.worst[k]),
         )
         for k in order
     )
@@ -316,7 +362,80 @@ def compute_leaderboard(
         components=components,
         warnings=tuple(warnings),
         notes=tuple(notes),
+        samples=samples,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class RankConfidence:
+    """Rank statistics over rating replicates (see :func:`rank_confidence`)."""
+
+    p_rank1: FloatArray
+    best: npt.NDArray[np.int64]
+    worst: npt.NDArray[np.int64]
+
+
+def rank_confidence(samples: FloatArray, level: float = 0.95) -> RankConfidence:
+    """Rank statistics from replicates of the ratings (one row per replicate).
+
+    Parameters
+    ----------
+    samples
+        ``R x m`` ratings (bootstrap rounds, or draws from the normal approximation).
+    level
+        Coverage of the rank interval.
+
+    Returns
+    -------
+    RankConfidence
+        ``p_rank1[i]``: share of replicates in which ``i`` ranks first (a tie for first
+        counts for every tied model); ``best``/``worst``: the central ``level`` interval of
+        ``i``'s rank (rank = 1 + number of models rated strictly higher in that replicate).
+
+    Raises
+    ------
+    ValueError
+        No replicates, or a level outside (0, 1).
+    """
+    s = np.asarray(samples, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] < 1:
+        raise ValueError("rank_confidence needs at least one replicate (R x m)")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    r, m = s.shape
+    # Sorting each replicate once gives every rank by binary search: R m log m, not R m^2.
+    srt = np.sort(s, axis=1)
+    ranks = np.empty((r, m), dtype=np.int64)
+    for k in range(r):
+        ranks[k] = 1 + m - np.searchsorted(srt[k], s[k], side="right")
+    p_rank1 = (ranks == 1).mean(axis=0)
+    lo = (1.0 - level) / 2.0
+    best = np.quantile(ranks, lo, axis=0, method="lower").astype(np.int64)
+    worst = np.quantile(ranks, 1.0 - lo, axis=0, method="higher").astype(np.int64)
+    return RankConfidence(p_rank1, best, worst)
+
+
+def p_rated_above(samples: FloatArray) -> FloatArray:
+    """``P[i, j]``: share of replicates (rows of ``samples``) with ``i`` rated above ``j``.
+
+    ``m x m``, so it is built only when asked for (``--matrices``), in blocks of replicates.
+    """
+    s = np.asarray(samples, dtype=np.float64)
+    r, m = s.shape
+    above = np.zeros((m, m))
+    step = max(1, 2_000_000 // max(m * m, 1))  # bounded memory: ~2M booleans per block
+    for start in range(0, r, step):
+        blk = s[start : start + step]
+        above += (blk[:, :, None] > blk[:, None, :]).sum(axis=0)
+    out: FloatArray = above / r
+    return out
+
+
+def _scale(rating: FloatArray, anchor: int | None, opt: RatingOptions) -> FloatArray:
+    """Mean-1000 ratings, or ratings relative to the anchor model pinned at its value."""
+    if anchor is None or opt.anchor is None:
+        return rating
+    return rating - rating[..., anchor, None] + opt.anchor[1]
 
 
 def rank_ranges(lower: FloatArray, upper: FloatArray) -> tuple[npt.NDArray[np.int64], ...]:
@@ -391,16 +510,17 @@ def _bt_intervals(
     rating: FloatArray,
     opt: RatingOptions,
     progress: ProgressFactory | None,
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     if opt.ci == "none":
-        return rating.copy(), rating.copy()
+        return rating.copy(), rating.copy(), None
     clustered = opt.cluster_by is not None
     ccounts = battles.aggregate(opt.cluster_by) if clustered else counts
+    anchor = None if opt.anchor is None else counts.models.index(opt.anchor[0])
     if opt.ci in ("sandwich", "fisher"):
-        cov = covariance(fit, ccounts, opt.ci, cluster_by_cells=clustered and opt.ci == "sandwich")
-        z = float(ndtri(0.5 + opt.level / 2))
-        half = z * ELO_SCALE * np.sqrt(np.maximum(np.diag(cov), 0.0))
-        return rating - half, rating + half
+        cov = covariance(fit, ccounts, opt.ci, cluster_by_cells=clustered)
+        if anchor is not None:
+            cov = contrast_covariance(cov, anchor)
+        return normal_intervals(rating, cov * ELO_SCALE**2, opt.level, opt.rounds, opt.seed)
     samples = bootstrap_thetas(
         ccounts,
         fit,
@@ -410,15 +530,73 @@ def _bt_intervals(
         l2=opt.l2,
         progress=progress,
     )
-    lo, hi = percentile_interval(CENTER + ELO_SCALE * samples, opt.level)
-    return lo, hi
+    scaled = _scale(CENTER + ELO_SCALE * samples, anchor, opt)
+    lo, hi = percentile_interval(scaled, opt.level)
+    return lo, hi, scaled
+
+
+def contrast_covariance(cov: FloatArray, anchor: int) -> FloatArray:
+    """Covariance of ``theta_i - theta_anchor`` from that of ``theta`` (zero for the anchor).
+
+    Parameters
+    ----------
+    cov
+        ``m x m`` covariance (any gauge).
+    anchor
+        Index of the pinned model.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``m x m`` covariance of the contrasts against ``anchor``.
+    """
+    c = np.asarray(cov, dtype=np.float64)
+    row = c[anchor]
+    out = c - row[None, :] - row[:, None] + c[anchor, anchor]
+    sym: FloatArray = 0.5 * (out + out.T)
+    return sym
+
+
+def normal_intervals(
+    rating: FloatArray, cov: FloatArray, level: float, draws: int, seed: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Wald intervals from a rating covariance, plus seeded draws of the normal approximation.
+
+    Parameters
+    ----------
+    rating
+        Point ratings (``m``).
+    cov
+        Their covariance in rating units (``m x m``).
+    level
+        Confidence level.
+    draws
+        Number of normal draws returned (for rank confidence).
+    seed
+        Seed of the draws.
+
+    Returns
+    -------
+    tuple
+        ``(lower, upper, draws x m samples)``.
+    """
+    z = float(ndtri(0.5 + level / 2))
+    half = z * np.sqrt(np.maximum(np.diag(cov), 0.0))
+    # Eigen-decomposition instead of Cholesky: the covariance is singular along the gauge
+    # (mean-zero or anchored) direction.
+    vals, vecs = np.linalg.eigh(cov)
+    root = vecs * np.sqrt(np.maximum(vals, 0.0))
+    rng = np.random.default_rng(seed)
+    samples = rating + rng.standard_normal((draws, rating.shape[0])) @ root.T
+    return rating - half, rating + half, samples
 
 
 def _elo_intervals(
     battles: Battles, rating: FloatArray, opt: RatingOptions, progress: ProgressFactory | None
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     if opt.ci == "none":
-        return rating.copy(), rating.copy()
+        return rating.copy(), rating.copy(), None
+    anchor = None if opt.anchor is None else battles.models.index(opt.anchor[0])
     # Online Elo depends on order, so its bootstrap resamples battles *and* shuffles them
     # (a uniform draw with replacement is already in random order).
     rng = np.random.default_rng(opt.seed)
@@ -430,13 +608,14 @@ def _elo_intervals(
         for r in range(opt.rounds):
             idx = base[rng.integers(0, n, n)]
             s = online_elo(battles, opt.elo, order=idx)
-            samples[r] = s - s.mean() + CENTER
+            samples[r] = _scale(s - s.mean() + CENTER, anchor, opt)
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    return percentile_interval(samples, opt.level)
+    lo, hi = percentile_interval(samples, opt.level)
+    return lo, hi, samples
 
 
 def _predicted(strength: FloatArray, scale: float, base: float) -> FloatArray:

@@ -33,10 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plots",
         help="write leaderboard plots as PNG files",
-        description="Write ratings_ci.png, win_rate_heatmap.png and battle_count_heatmap.png "
-        "(and rating_vs_size.png when --roster gives model sizes) into --out DIR; "
-        "history.png (monthly snapshots) when the votes have timestamps; and "
-        "capability_density.png, open_gap.png and price.png with --metadata.",
+        description="Write ratings_ci.png, win_rate_heatmap.png, battle_count_heatmap.png and "
+        "predicted_win_rate_heatmap.png (and rating_vs_size.png when --roster gives model "
+        "sizes) into --out DIR; history.png (monthly snapshots) when the votes have "
+        "timestamps; and capability_density.png, open_gap.png and price.png with --metadata.",
     )
     add_source_arguments(p)
     add_rating_arguments(p)

@@ -90,8 +90,8 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
         "--ci",
         choices=CI_METHODS,
         default=None,
-        help="confidence intervals: sandwich (default for bt), fisher, bootstrap, none "
-        "(default for elo)",
+        help="confidence intervals: sandwich (default for bt), fisher (not with --cluster-by "
+        "or weights), bootstrap, none (default for elo)",
     )
     g.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default 1000)")
     g.add_argument(
@@ -108,7 +108,9 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
         type=parse_anchor,
         default=None,
         metavar="MODEL=VALUE",
-        help="shift the scale so MODEL has rating VALUE (default: mean rating 1000)",
+        help="pin MODEL at rating VALUE inside the fit (every bootstrap round; a contrast for "
+        "the sandwich): its interval has zero width, the others are relative to it "
+        "(default: mean rating 1000)",
     )
     g.add_argument(
         "--min-battles",
@@ -255,11 +257,9 @@ def drop_flagged_voters(battles: Battles, args: argparse.Namespace) -> Battles:
 
     keep, n_flagged = flagged_voter_mask(battles)
     dropped = int((~keep).sum())
-    print(
-        f"note: --exclude-flagged left out {dropped} votes of {n_flagged} flagged voters",
-        file=sys.stderr,
-    )
-    return battles.select(keep) if dropped else battles
+    note = f"--exclude-flagged left out {dropped} votes of {n_flagged} flagged voters"
+    print(f"note: {note}", file=sys.stderr)
+    return battles.select(keep, note) if dropped else battles.with_note(note)
 
 
 def fragile_notes(battles: Battles, args: argparse.Namespace) -> tuple[str, ...]:

@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     out.add_argument("--out", type=Path, default=None, metavar="PATH", help="write to PATH")
     add_metadata_argument(out)
+    out.add_argument(
+        "--matrices",
+        action="store_true",
+        help="json only: add the fit's predicted win-rate matrix P(i beats j) and the "
+        "replicates' P(i rated above j)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -77,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for warning in lb.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    text = format_leaderboard(lb, fmt, meta)
+    if args.matrices and fmt != "json":
+        return fail("--matrices needs --format json (or an --out file ending in .json)")
+    text = format_leaderboard(lb, fmt, meta, matrices=args.matrices)
     if args.out is None:
         sys.stdout.write(text)
     else:
