@@ -18,7 +18,13 @@ from typing import Any
 from ratings.leaderboard import Leaderboard, LeaderboardRow
 from ratings.metadata import ModelMeta
 
-__all__ = ["FORMATS", "format_leaderboard", "leaderboard_dict", "rank_range_text"]
+__all__ = [
+    "FORMATS",
+    "format_leaderboard",
+    "leaderboard_dict",
+    "rank_range_text",
+    "style_summary",
+]
 
 FORMATS = ("table", "csv", "json", "md", "html")
 
@@ -143,6 +149,7 @@ def leaderboard_dict(lb: Leaderboard, matrices: bool = False) -> dict[str, Any]:
         "cluster_by": o.cluster_by,
         "anchor": None if o.anchor is None else {"model": o.anchor[0], "rating": o.anchor[1]},
         "min_battles": o.min_battles,
+        "style_control": o.style_control,
         "models": [
             {
                 "model": r.model,
@@ -168,6 +175,23 @@ def leaderboard_dict(lb: Leaderboard, matrices: bool = False) -> dict[str, Any]:
         "warnings": list(lb.warnings),
         "notes": list(lb.notes),
     }
+    if lb.style is not None:
+        st = lb.style
+        doc["style"] = {
+            "features": list(st.features),
+            "coefficients": [
+                {
+                    "feature": f,
+                    "estimate": _num(float(st.estimate[k]), 6),
+                    "lower": _num(float(st.lower[k]), 6),
+                    "upper": _num(float(st.upper[k]), 6),
+                }
+                for k, f in enumerate(st.features)
+            ],
+            "uncontrolled_rating": {
+                name: _num(float(st.uncontrolled[k])) for k, name in enumerate(lb.models)
+            },
+        }
     if matrices:
         doc["matrices"] = {
             "models": list(lb.models),
@@ -180,6 +204,8 @@ def leaderboard_dict(lb: Leaderboard, matrices: bool = False) -> dict[str, Any]:
 def _description(lb: Leaderboard) -> str:
     o = lb.options
     method = "Bradley-Terry MLE (ties = half a win)" if o.method == "bt" else "online Elo"
+    if o.style_control:
+        method = "style-controlled Bradley-Terry (ties = half a win)"
     ci = {
         "sandwich": "sandwich (robust) standard errors",
         "fisher": "Fisher-information standard errors",
@@ -198,9 +224,32 @@ def _description(lb: Leaderboard) -> str:
     if o.ci != "none":
         source = "bootstrap rounds" if o.ci == "bootstrap" else "draws of the normal approx."
         ranks += f"; P(#1): share of {o.rounds} {source} with the model on top"
-    return (
+    text = (
         f"{method}; {int(o.level * 100)}% CI: {ci}; {scale}; {lb.n_battles} battles, "
         f"{len(lb.rows)} models. {ranks}."
+    )
+    return text + style_summary(lb)
+
+
+def style_summary(lb: Leaderboard, top: int = 3) -> str:
+    """One paragraph on style control: the coefficients and who gains or loses most.
+
+    Empty for a leaderboard without style control.
+    """
+    st = lb.style
+    if st is None:
+        return ""
+    coefs = ", ".join(
+        f"{f} {st.estimate[k]:+.3f} [{st.lower[k]:+.3f}, {st.upper[k]:+.3f}]"
+        for k, f in enumerate(st.features)
+    )
+    delta = {r.model: r.rating - st.uncontrolled[lb.models.index(r.model)] for r in lb.rows}
+    order = sorted(delta, key=lambda k: (delta[k], k))
+    gain = ", ".join(f"{k} {delta[k]:+.1f}" for k in reversed(order[-top:]) if delta[k] > 0)
+    lose = ", ".join(f"{k} {delta[k]:+.1f}" for k in order[:top] if delta[k] < 0)
+    return (
+        f" Style coefficients (logit per SD of (a-b)/(a+b+1)): {coefs}."
+        f" Gain most from control: {gain or 'none'}; lose most: {lose or 'none'}."
     )
 
 

@@ -26,7 +26,14 @@ from ratings.bt import (
     covariance,
     fit_bt,
 )
-from ratings.data import A_SCORE, BattleDataError, Battles, Counts
+from ratings.contextual import (
+    ContextualData,
+    contextual_bootstrap,
+    contextual_covariance,
+    fit_contextual,
+    style_features,
+)
+from ratings.data import A_SCORE, STYLE_FEATURES, BattleDataError, Battles, Counts
 from ratings.elo import EloOptions, battle_order, online_elo
 
 __all__ = [
@@ -39,6 +46,7 @@ __all__ = [
     "OptionError",
     "RankConfidence",
     "RatingOptions",
+    "StyleControl",
     "compute_leaderboard",
     "contrast_covariance",
     "normal_intervals",
@@ -107,6 +115,11 @@ class RatingOptions:
         Confidence level of the intervals.
     elo
         Online Elo settings (``method="elo"``).
+    style_control
+        Fit contextual BT with LMArena's style covariates (answer length, headers, lists,
+        bold); the battles must carry style counts.
+    style_l2
+        Ridge penalty on the style coefficients (summed log-likelihood units; 0 = none).
     """
 
     method: str = "bt"
@@ -119,6 +132,8 @@ class RatingOptions:
     l2: float = DEFAULT_L2
     level: float = 0.95
     elo: EloOptions = field(default_factory=EloOptions)
+    style_control: bool = False
+    style_l2: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -141,6 +156,18 @@ class RatingOptions:
             raise OptionError("level", f"level must be in (0, 1), got {self.level}")
         if self.min_battles < 0:
             raise OptionError("min_battles", f"min_battles must be >= 0, got {self.min_battles}")
+        if self.style_control and self.method != "bt":
+            raise OptionError(
+                "style_control", "--style-control is a Bradley-Terry model; use --method bt"
+            )
+        if self.style_control and self.ci == "fisher":
+            raise OptionError(
+                "ci",
+                "--style-control has sandwich and bootstrap intervals only (use --ci sandwich "
+                "or --ci bootstrap)",
+            )
+        if self.style_l2 < 0:
+            raise OptionError("style_l2", f"style_l2 must be >= 0, got {self.style_l2}")
         if self.ci == "fisher" and self.cluster_by is not None:
             # The inverse information assumes independent battles; it has no clustered form.
             raise OptionError(
@@ -182,6 +209,29 @@ class LeaderboardRow:
 
 
 @dataclass(frozen=True, eq=False)
+class StyleControl:
+    """The style part of a style-controlled leaderboard.
+
+    Attributes
+    ----------
+    features
+        Feature names (``ratings.data.STYLE_FEATURES``).
+    estimate, lower, upper
+        Coefficients per standard deviation of each feature, on the logit scale, with their
+        interval at the leaderboard's level.
+    uncontrolled
+        The plain BT rating of each model (indexed like ``Leaderboard.models``), on the same
+        scale, so ``rating - uncontrolled`` is what control changed.
+    """
+
+    features: tuple[str, ...]
+    estimate: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+    uncontrolled: FloatArray
+
+
+@dataclass(frozen=True, eq=False)
 class Leaderboard:
     """A computed leaderboard.  ``rows`` are sorted by rating (then name); the matrices are
     indexed like ``models`` (alphabetical) and built on first use (``m x m`` each, which
@@ -214,6 +264,7 @@ class Leaderboard:
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     samples: FloatArray | None = None
+    style: StyleControl | None = None
 
     @property
     def connected(self) -> bool:
@@ -272,6 +323,9 @@ def compute_leaderboard(
     """
     opt = options or RatingOptions()
     notes = list(battles.notes)
+    if opt.style_control:
+        battles = _with_style(battles)
+        notes = list(battles.notes)
     if opt.min_battles > 0:
         battles, dropped = _apply_min_battles(battles, opt.min_battles)
         if dropped:
@@ -308,7 +362,14 @@ def compute_leaderboard(
         )
 
     anchor = None if opt.anchor is None else counts.models.index(opt.anchor[0])
-    if opt.method == "bt":
+    style = None
+    if opt.style_control:
+        rating, lower, upper, samples, style = _style_controlled(
+            battles, counts, anchor, opt, progress
+        )
+        # Style-neutral strengths (an anchor shifts them all alike: P(i beats j) unchanged).
+        strength, scale, base = (rating - CENTER) / ELO_SCALE, 1.0, math.e
+    elif opt.method == "bt":
         fit = fit_bt(counts, l2=opt.l2)
         theta = fit.theta
         rating = _scale(CENTER + ELO_SCALE * theta, anchor, opt)
@@ -363,7 +424,78 @@ def compute_leaderboard(
         warnings=tuple(warnings),
         notes=tuple(notes),
         samples=samples,
+        style=style,
     )
+
+
+def _with_style(battles: Battles) -> Battles:
+    """The battles that have style counts (the rest left out, with a note)."""
+    if battles.style is None:
+        raise BattleDataError(
+            battles.source,
+            "--style-control needs style features per battle (LMSYS conv_metadata: "
+            "sum_assistant_a_tokens, header_count_a, ...); this source has none "
+            "(for the database: arena db backfill-style)",
+            field="conv_metadata",
+        )
+    known = np.asarray(np.isfinite(battles.style).all(axis=(1, 2)), dtype=bool)
+    if known.all():
+        return battles
+    missing = int((~known).sum())
+    return battles.select(known, f"left out {missing} battles without style features")
+
+
+def _style_controlled(
+    battles: Battles,
+    counts: Counts,
+    anchor: int | None,
+    opt: RatingOptions,
+    progress: ProgressFactory | None,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray | None, StyleControl]:
+    assert battles.style is not None
+    x, _, _ = style_features(battles.style)
+    clustered = opt.cluster_by is not None
+    cluster = None
+    if clustered:
+        assert opt.cluster_by is not None
+        if opt.cluster_by not in battles.clusters:
+            battles.aggregate(opt.cluster_by)  # raises the usual "no such column" error
+        cluster = battles.clusters[opt.cluster_by]
+    n = len(battles)
+    data = ContextualData(
+        n_models=battles.n_models,
+        a=battles.a,
+        b=battles.b,
+        score=A_SCORE[battles.outcome],
+        weight=np.ones(n) if battles.weight is None else battles.weight,
+        x=x,
+        cluster=cluster,
+    )
+    fit = fit_contextual(data, l2=opt.l2, style_l2=opt.style_l2)
+    m = battles.n_models
+    rating = _scale(CENTER + ELO_SCALE * fit.theta, anchor, opt)
+    plain = _scale(CENTER + ELO_SCALE * fit_bt(counts, l2=opt.l2).theta, anchor, opt)
+    z = float(ndtri(0.5 + opt.level / 2))
+    if opt.ci == "none":
+        lower, upper, samples = rating.copy(), rating.copy(), None
+        b_lo, b_hi = fit.beta.copy(), fit.beta.copy()
+    elif opt.ci == "sandwich":
+        cov = contextual_covariance(fit, data, clustered=clustered)
+        theta_cov = cov[:m, :m] if anchor is None else contrast_covariance(cov[:m, :m], anchor)
+        lower, upper, samples = normal_intervals(
+            rating, theta_cov * ELO_SCALE**2, opt.level, opt.rounds, opt.seed
+        )
+        half = z * np.sqrt(np.maximum(np.diag(cov)[m:], 0.0))
+        b_lo, b_hi = fit.beta - half, fit.beta + half
+    else:
+        reps = contextual_bootstrap(
+            data, fit, rounds=opt.rounds, seed=opt.seed, clustered=clustered, progress=progress
+        )
+        samples = _scale(CENTER + ELO_SCALE * reps[:, :m], anchor, opt)
+        lower, upper = percentile_interval(samples, opt.level)
+        b_lo, b_hi = percentile_interval(reps[:, m:], opt.level)
+    summary = StyleControl(STYLE_FEATURES, fit.beta.copy(), b_lo, b_hi, plain)
+    return rating, lower, upper, samples, summary
 
 
 @dataclass(frozen=True, eq=False)

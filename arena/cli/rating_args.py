@@ -143,6 +143,21 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
         "model, sybil groups, agreement; see arena audit and docs/integrity.md; needs a judge "
         "column), and note models whose rating rests on a handful of voters",
     )
+    g.add_argument(
+        "--style-control",
+        action="store_true",
+        help="Bradley-Terry with LMArena's style covariates (answer tokens, headers, lists, "
+        "bold: (a-b)/(a+b+1), standardised); needs conv_metadata in the log or style "
+        "features in the database",
+    )
+    g.add_argument(
+        "--style-l2",
+        type=float,
+        default=0.0,
+        metavar="L2",
+        help="ridge penalty on the style coefficients, summed-log-likelihood units "
+        "(default 0; arena-rank's reg=r is r x the number of battles)",
+    )
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -190,6 +205,8 @@ def options_from_args(args: argparse.Namespace) -> RatingOptions:
         l2=args.l2,
         level=args.level,
         elo=EloOptions(k=args.elo_k, base=args.elo_base, scale=args.elo_scale, init=args.elo_init),
+        style_control=getattr(args, "style_control", False),
+        style_l2=getattr(args, "style_l2", 0.0),
     )
 
 
