@@ -1,0 +1,174 @@
+"""Writes and reads of ``battle_features`` (style counts and category tags per battle).
+
+The computing is :mod:`arena.features`' job; this module only stores and fetches, with the
+store's usual rules: keyword-only functions on an explicit session, one commit each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session, col, select
+
+from arena.store.engine import begin_read, reader
+from arena.store.errors import BattleNotFound, InvalidValue
+from arena.store.models import Battle, BattleFeatures
+from arena.store.ops import _finish, _transaction
+
+__all__ = [
+    "COUNT_COLUMNS",
+    "TAG_COLUMNS",
+    "battles_to_retag",
+    "battles_without_features",
+    "get_battle_features",
+    "save_battle_features",
+    "vote_context",
+]
+
+COUNT_COLUMNS: tuple[str, ...] = (
+    *(f"header_{s}_h{k}" for s in "ab" for k in range(1, 7)),
+    *(f"list_{s}_{kind}" for s in "ab" for kind in ("ordered", "unordered")),
+    *(f"bold_{s}_{kind}" for s in "ab" for kind in ("star", "under")),
+)
+TAG_COLUMNS: tuple[str, ...] = (
+    "tag_coding", "tag_math", "tag_multi_turn", "tag_long_query", "tag_hard_prompt",
+)  # fmt: skip
+_STATUSES_WITH_ANSWERS = ("ready", "voted")
+
+
+def save_battle_features(
+    *, session: Session, battle_id: str, values: Mapping[str, Any]
+) -> BattleFeatures:
+    """Insert or replace a battle's features row.
+
+    Parameters
+    ----------
+    session
+        From :func:`arena.store.new_session`.
+    battle_id
+        The battle.
+    values
+        Column values (``BattleFeatures`` field names); missing count columns are 0.
+
+    Returns
+    -------
+    BattleFeatures
+        The stored row (detached).
+
+    Raises
+    ------
+    BattleNotFound
+        No such battle.
+    InvalidValue
+        An unknown column, or a negative count.
+    """
+    known = set(BattleFeatures.model_fields)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InvalidValue(f"unknown battle_features columns: {', '.join(unknown)}")
+    for name, value in values.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            raise InvalidValue(f"battle_features.{name} must be >= 0, got {value}")
+    with _transaction(session):
+        if session.get(Battle, battle_id) is None:
+            raise BattleNotFound(f"no battle with id {battle_id!r}")
+        row = session.get(BattleFeatures, battle_id, with_for_update=True)
+        if row is None:
+            row = BattleFeatures(battle_id=battle_id, **dict(values))
+            session.add(row)
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+        _finish(session)
+        return row
+
+
+def get_battle_features(*, session: Session, battle_id: str) -> BattleFeatures | None:
+    """A battle's features row (detached), or ``None`` when it has none."""
+    begin_read(session)
+    row = session.get(BattleFeatures, battle_id, populate_existing=True)
+    session.expunge_all()
+    session.commit()
+    return row
+
+
+def battles_without_features(*, engine: Engine, limit: int | None = None) -> list[str]:
+    """Ids of battles with answers (ready or voted) that have no features row, oldest first."""
+    query = (
+        select(Battle.id)
+        .outerjoin(BattleFeatures, col(BattleFeatures.battle_id) == col(Battle.id))
+        .where(col(BattleFeatures.battle_id).is_(None))
+        .where(col(Battle.status).in_(_STATUSES_WITH_ANSWERS))
+        .order_by(col(Battle.created_at), col(Battle.id))
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    with Session(reader(engine)) as session:
+        return [str(r) for r in session.exec(query).all()]
+
+
+def battles_to_retag(*, engine: Engine, version: str, everything: bool = False) -> list[str]:
+    """Ids of battles whose tags come from another tagger version (or all, ``everything``)."""
+    query = select(BattleFeatures.battle_id).order_by(col(BattleFeatures.battle_id))
+    if not everything:
+        query = query.where(
+            sa.or_(
+                col(BattleFeatures.tagger_version).is_(None),
+                col(BattleFeatures.tagger_version) != version,
+            )
+        )
+    with Session(reader(engine)) as session:
+        return [str(r) for r in session.exec(query).all()]
+
+
+def vote_context(conn: Connection, where_sql: str, n: int) -> dict[str, Any]:
+    """Style counts, tags and language of the votes selected by ``where_sql``, in vote order.
+
+    Parameters
+    ----------
+    conn
+        An open read connection.
+    where_sql
+        The vote filter (``WHERE ...`` with columns qualified as ``v.``), or ``""``.
+    n
+        The number of votes it selects (the shape of the arrays).
+
+    Returns
+    -------
+    dict
+        ``style``: ``n x 4 x 2`` counts (tokens, headers, lists, bold; side a, side b), NaN
+        for votes without a features row; ``categories``: flags by tag name (False when
+        untagged); ``language``: per vote (``None`` when unknown).
+    """
+    heads = " + ".join(f"f.header_{{s}}_h{k}" for k in range(1, 7))
+    cols = []
+    for s in "ab":
+        cols += [
+            f"f.sum_assistant_{s}_tokens",
+            "(" + heads.format(s=s) + ")",
+            f"(f.list_{s}_ordered + f.list_{s}_unordered)",
+            f"(f.bold_{s}_star + f.bold_{s}_under)",
+        ]
+    tags = ", ".join(f"f.{t}" for t in TAG_COLUMNS)
+    sql = (
+        f"SELECT {', '.join(cols)}, {tags}, f.language FROM vote v "
+        f"LEFT JOIN battle_features f ON f.battle_id = v.battle_id{where_sql} ORDER BY v.id"
+    )
+    rows = conn.execute(sa.text(sql)).all()
+    if len(rows) != n:  # pragma: no cover - both reads run in one read transaction
+        raise RuntimeError("votes changed between two reads of one transaction")
+    k = len(cols)
+    counts = np.array(
+        [[np.nan if v is None else float(v) for v in r[:k]] for r in rows], dtype=np.float64
+    ).reshape(n, k)
+    style = np.stack([counts[:, :4], counts[:, 4:]], axis=2)
+    categories = {
+        name.removeprefix("tag_"): np.array([bool(r[k + j]) for r in rows], dtype=bool)
+        for j, name in enumerate(TAG_COLUMNS)
+    }
+    language = np.array([r[k + len(TAG_COLUMNS)] for r in rows], dtype=object)
+    return {"style": style, "categories": categories, "language": language}
