@@ -20,6 +20,8 @@ from ratings.metadata import ModelMeta
 
 __all__ = [
     "FORMATS",
+    "by_category_dict",
+    "format_by_category",
     "format_leaderboard",
     "leaderboard_dict",
     "rank_range_text",
@@ -359,3 +361,96 @@ def format_leaderboard(
             f"{notes}</body>\n</html>\n"
         )
     raise ValueError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
+
+
+def by_category_dict(overall: Leaderboard, boards: dict[str, Leaderboard]) -> dict[str, Any]:
+    """Each model's rank overall and per category, with the change against overall.
+
+    Parameters
+    ----------
+    overall
+        The leaderboard on all battles.
+    boards
+        One leaderboard per category (on that category's battles), by name.
+
+    Returns
+    -------
+    dict
+        ``categories`` (names, with battle counts) and ``models``: for each model of the
+        overall board, in its order, ``overall`` rank and per category ``rank`` and
+        ``change`` (overall rank minus category rank: positive means it ranks higher in
+        that category), ``None`` where the model has no battles in the category.
+    """
+    ranks = {name: {r.model: r.rank for r in lb.rows} for name, lb in boards.items()}
+    models = []
+    for r in overall.rows:
+        entry: dict[str, Any] = {"model": r.model, "overall": r.rank, "categories": {}}
+        for name in boards:
+            rank = ranks[name].get(r.model)
+            entry["categories"][name] = {
+                "rank": rank,
+                "change": None if rank is None else r.rank - rank,
+            }
+        models.append(entry)
+    return {
+        "rank": "LMArena rank: 1 + models whose lower bound is above this upper bound",
+        "n_battles": overall.n_battles,
+        "categories": {name: {"n_battles": lb.n_battles} for name, lb in boards.items()},
+        "models": models,
+    }
+
+
+def format_by_category(overall: Leaderboard, boards: dict[str, Leaderboard], fmt: str) -> str:
+    """Render :func:`by_category_dict` as ``table``, ``md``, ``csv`` or ``json``.
+
+    Raises
+    ------
+    ValueError
+        Another format.
+    """
+    doc = by_category_dict(overall, boards)
+    if fmt == "json":
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    names = list(boards)
+
+    def cell(c: dict[str, Any]) -> str:
+        if c["rank"] is None:
+            return "-"
+        return f"{c['rank']} ({c['change']:+d})" if c["change"] else f"{c['rank']} (=)"
+
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(
+            ["model", "overall", *(f"{n}{s}" for n in names for s in ("_rank", "_change"))]
+        )
+        for m in doc["models"]:
+            row: list[Any] = [m["model"], m["overall"]]
+            for n in names:
+                c = m["categories"][n]
+                row += ["" if c["rank"] is None else c["rank"],
+                        "" if c["change"] is None else c["change"]]  # fmt: skip
+            writer.writerow(row)
+        return buf.getvalue()
+    if fmt not in ("table", "md"):
+        raise ValueError(f"--by category writes table, md, csv or json, not {fmt!r}")
+    header = ["Model", "Overall", *(f"{n} ({boards[n].n_battles})" for n in names)]
+    body = [
+        [m["model"], str(m["overall"]), *(cell(m["categories"][n]) for n in names)]
+        for m in doc["models"]
+    ]
+    foot = (
+        f"Rank per category (LMArena rank; change against the overall board in brackets, "
+        f"+ = higher in the category); {overall.n_battles} battles overall."
+    )
+    if fmt == "md":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+        return "\n".join([*lines, "", foot]) + "\n"
+    widths = [max(len(h), *(len(row[k]) for row in body)) for k, h in enumerate(header)]
+    lines = [
+        "  ".join(c.ljust(w) if k == 0 else c.rjust(w)
+                  for k, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        for row in [header, ["-" * w for w in widths], *body]
+    ]  # fmt: skip
+    return "\n".join([*lines, "", foot]) + "\n"

@@ -158,13 +158,13 @@ class RatingOptions:
             raise OptionError("min_battles", f"min_battles must be >= 0, got {self.min_battles}")
         if self.style_control and self.method != "bt":
             raise OptionError(
-                "style_control", "--style-control is a Bradley-Terry model; use --method bt"
+                "style_control", "style_control is a Bradley-Terry model; use method='bt'"
             )
         if self.style_control and self.ci == "fisher":
             raise OptionError(
                 "ci",
-                "--style-control has sandwich and bootstrap intervals only (use --ci sandwich "
-                "or --ci bootstrap)",
+                "style_control has sandwich and bootstrap intervals only (use ci='sandwich' "
+                "or ci='bootstrap')",
             )
         if self.style_l2 < 0:
             raise OptionError("style_l2", f"style_l2 must be >= 0, got {self.style_l2}")
@@ -172,8 +172,8 @@ class RatingOptions:
             # The inverse information assumes independent battles; it has no clustered form.
             raise OptionError(
                 "ci",
-                "--ci fisher cannot honour --cluster-by (the Fisher information assumes "
-                "independent battles); use --ci sandwich or --ci bootstrap with --cluster-by",
+                "ci='fisher' cannot honour cluster_by (the Fisher information assumes "
+                "independent battles); use ci='sandwich' or ci='bootstrap' with cluster_by",
             )
 
 

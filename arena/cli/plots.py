@@ -17,6 +17,7 @@ from arena.cli.insight_args import (
 from arena.cli.rating_args import (
     add_rating_arguments,
     add_source_arguments,
+    apply_filters,
     drop_flagged_voters,
     load_battles,
     option_error_message,
@@ -75,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         options = options_from_args(args)
-        battles = drop_flagged_voters(apply_as_of(load_battles(args), args.as_of), args)
+        battles = apply_filters(
+            drop_flagged_voters(apply_as_of(load_battles(args), args.as_of), args), args
+        )
         sizes = _sizes(args.roster)
         lb = compute_leaderboard(battles, options, progress=progress_factory(args, "bootstrap"))
         meta = load_metadata(args.metadata, lb.models)

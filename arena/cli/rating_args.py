@@ -7,6 +7,8 @@ import argparse
 import re
 import sys
 
+import numpy as np
+
 from arena.cli.common import progress_bar
 from ratings import BattleDataError, Battles, EloOptions, RatingOptions, read_battles
 from ratings.bootstrap import ProgressBar, ProgressFactory
@@ -15,14 +17,17 @@ from ratings.leaderboard import CI_METHODS, METHODS, OptionError
 __all__ = [
     "add_rating_arguments",
     "add_source_arguments",
+    "apply_filters",
     "database_url",
     "drop_flagged_voters",
     "fragile_notes",
     "load_battles",
+    "needs_context",
     "option_error_message",
     "options_from_args",
     "parse_anchor",
     "progress_factory",
+    "select_category",
 ]
 
 
@@ -36,6 +41,10 @@ def parse_anchor(text: str) -> tuple[str, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"anchor value {value!r} is not a number") from None
 
+
+# The tagger's categories (arena.features.CATEGORIES), spelled out so that --help needs no
+# import of the tagger.
+_CATEGORY_CHOICES = ("coding", "math", "multi_turn", "long_query", "hard_prompt")
 
 _CLUSTER_ALIASES = {"judge": "judge", "user": "judge", "question_id": "question_id",
                     "prompt": "question_id"}  # fmt: skip
@@ -158,6 +167,19 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
         help="ridge penalty on the style coefficients, summed-log-likelihood units "
         "(default 0; arena-rank's reg=r is r x the number of battles)",
     )
+    g.add_argument(
+        "--category",
+        choices=_CATEGORY_CHOICES,
+        default=None,
+        help="rate only the battles tagged with this category (from the log's category_tag "
+        "or the database's tags)",
+    )
+    g.add_argument(
+        "--language",
+        default=None,
+        metavar="NAME",
+        help="rate only the battles in this language (e.g. German; case-insensitive)",
+    )
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -173,6 +195,8 @@ OPTION_FLAGS = {
     "min_battles": "--min-battles",
     "l2": "--l2",
     "level": "--level",
+    "style_control": "--style-control",
+    "style_l2": "--style-l2",
 }
 
 
@@ -266,6 +290,83 @@ def load_battles(args: argparse.Namespace) -> Battles:
     return _load_from_db(url, args)
 
 
+def needs_context(args: argparse.Namespace) -> bool:
+    """Whether the options read style counts, category tags or languages."""
+    return bool(
+        getattr(args, "style_control", False)
+        or getattr(args, "category", None)
+        or getattr(args, "language", None)
+        or getattr(args, "by", None)
+    )
+
+
+def apply_filters(battles: Battles, args: argparse.Namespace) -> Battles:
+    """Apply ``--category`` and ``--language``; the notes say what was kept.
+
+    Raises
+    ------
+    BattleDataError
+        The source has no tags (or languages), or no battle matches.
+    """
+    category = getattr(args, "category", None)
+    language = getattr(args, "language", None)
+    if category:
+        battles = select_category(battles, category)
+    if language:
+        if battles.language is None or not any(x is not None for x in battles.language):
+            raise BattleDataError(
+                battles.source,
+                "--language needs a language per battle (the log's 'language' field, or "
+                "the database's tags: arena db backfill-style)",
+                field="language",
+            )
+        want = language.strip().casefold()
+        mask = np.array(
+            [isinstance(x, str) and x.casefold() == want for x in battles.language], dtype=bool
+        )
+        if not mask.any():
+            found = sorted({x for x in battles.language if isinstance(x, str)})
+            raise BattleDataError(
+                battles.source,
+                f"no battles in language {language!r} (found: {', '.join(found[:12])})",
+                field="language",
+            )
+        battles = battles.select(
+            mask, f"--language {language}: kept {int(mask.sum())} of {len(battles)} battles"
+        )
+    return battles
+
+
+def select_category(battles: Battles, category: str) -> Battles:
+    """The battles tagged ``category``, with a note.
+
+    Raises
+    ------
+    BattleDataError
+        The source has no tags for this category, or no battle has it.
+    """
+    if category not in battles.categories:
+        raise BattleDataError(
+            battles.source,
+            f"no {category!r} tags in this source (logs carry them in category_tag; for the "
+            "database run arena db backfill-style)",
+            field="category_tag",
+        )
+    mask = battles.categories[category]
+    if not mask.any():
+        hint = (
+            " (hard_prompt needs a judge model; none tagged it)"
+            if category == "hard_prompt"
+            else ""
+        )
+        raise BattleDataError(
+            battles.source, f"no battles tagged {category!r}{hint}", field="category_tag"
+        )
+    return battles.select(
+        mask, f"--category {category}: kept {int(mask.sum())} of {len(battles)} battles"
+    )
+
+
 def drop_flagged_voters(battles: Battles, args: argparse.Namespace) -> Battles:
     """Apply ``--exclude-flagged``: drop the votes of voters the rigging tests flag."""
     if not getattr(args, "exclude_flagged", False):
@@ -320,6 +421,7 @@ def _load_from_db(url: str, args: argparse.Namespace) -> Battles:
             with_clusters=bool(
                 getattr(args, "cluster_by", None) or getattr(args, "exclude_flagged", False)
             ),
+            with_context=needs_context(args),
         )
     except SQLAlchemyError as exc:
         raise BattleDataError(

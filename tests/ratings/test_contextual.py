@@ -283,7 +283,7 @@ def test_style_control_refuses_what_it_cannot_do(fixture_battles: Battles) -> No
         compute_leaderboard(plain, RatingOptions(style_control=True))
     with pytest.raises(ValueError, match="sandwich and bootstrap"):
         RatingOptions(style_control=True, ci="fisher")
-    with pytest.raises(ValueError, match="method bt"):
+    with pytest.raises(ValueError, match="method='bt'"):
         RatingOptions(style_control=True, method="elo", ci="none")
     # Battles without style counts (NaN) are left out, and the notes say so.
     assert fixture_battles.style is not None

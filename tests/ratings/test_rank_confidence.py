@@ -90,7 +90,7 @@ def test_no_intervals_means_no_rank_confidence(close_board: Battles) -> None:
 
 
 def test_fisher_refuses_clusters_and_weights(close_board: Battles) -> None:
-    with pytest.raises(ValueError, match="fisher cannot honour --cluster-by"):
+    with pytest.raises(ValueError, match="cannot honour cluster_by"):
         RatingOptions(ci="fisher", cluster_by="judge")
     weighted = close_board.with_weight(np.linspace(0.5, 1.5, len(close_board)))
     with pytest.raises(BattleDataError, match="fisher ignores the battle weights"):
