@@ -33,6 +33,7 @@ from sqlmodel import SQLModel
 
 from arena.store.engine import reader
 from arena.store.errors import BattleImportError
+from arena.store.features import export_context
 from arena.store.models import utcnow
 from ratings.data import BattleDataError
 from ratings.readers import check_input_file, open_decompressed
@@ -156,6 +157,10 @@ def iter_export_records(
                         "exclusion": excl,
                     }
                 )
+            # Style counts and category tags, where the battle has them (LMSYS shapes).
+            context = export_context(conn, [r["battle_id"] for r in records])
+            for rec in records:
+                rec.update(context.get(rec["battle_id"], {}))
             if with_conversations:
                 _add_conversations(conn, records)
             yield from records

@@ -24,6 +24,7 @@ __all__ = [
     "TAG_COLUMNS",
     "battles_to_retag",
     "battles_without_features",
+    "export_context",
     "get_battle_features",
     "save_battle_features",
     "vote_context",
@@ -172,3 +173,52 @@ def vote_context(conn: Connection, where_sql: str, n: int) -> dict[str, Any]:
     }
     language = np.array([r[k + len(TAG_COLUMNS)] for r in rows], dtype=object)
     return {"style": style, "categories": categories, "language": language}
+
+
+def export_context(conn: Connection, battle_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``conv_metadata``, ``category_tag`` and ``language`` of the battles that have features.
+
+    Parameters
+    ----------
+    conn
+        An open read connection.
+    battle_ids
+        The battles (a chunk of an export).
+
+    Returns
+    -------
+    dict
+        By battle id, the fields to merge into its ``clean_battle`` record (LMSYS shapes; a
+        tag that was never judged is left out of ``category_tag``).
+    """
+    if not battle_ids:
+        return {}
+    table = BattleFeatures.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(sa.select(table).where(table.c.battle_id.in_(battle_ids))).mappings()
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        meta: dict[str, Any] = {
+            k: row[k]
+            for k in ("sum_assistant_a_tokens", "sum_assistant_b_tokens", "sum_user_tokens")
+        }
+        meta["turns"] = row["turns"]
+        for s in "ab":
+            meta[f"header_count_{s}"] = {f"h{k}": row[f"header_{s}_h{k}"] for k in range(1, 7)}
+            meta[f"list_count_{s}"] = {
+                "ordered": row[f"list_{s}_ordered"],
+                "unordered": row[f"list_{s}_unordered"],
+            }
+            meta[f"bold_count_{s}"] = {
+                "**": row[f"bold_{s}_star"],
+                "__": row[f"bold_{s}_under"],
+            }
+        tags = {
+            name.removeprefix("tag_"): bool(row[name])
+            for name in TAG_COLUMNS
+            if row[name] is not None
+        }
+        entry: dict[str, Any] = {"conv_metadata": meta, "category_tag": tags}
+        if row["language"] is not None:
+            entry["language"] = row["language"]
+        out[row["battle_id"]] = entry
+    return out

@@ -3,6 +3,8 @@ the ratings read of style counts, tags and languages."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sqlalchemy import text
@@ -155,3 +157,38 @@ def test_db_commands(
     assert main(["db", "retag", "--db", db_url]) == 2
     err = capsys.readouterr().err
     assert "ARENA_TAG_LANGUAGES" in err and "Klingon" in err and "Traceback" not in err
+
+
+def test_export_carries_conv_metadata_and_tags_that_read_back(
+    populated: Engine, tagger: Tagger, tmp_path: Path
+) -> None:
+    import json
+
+    from ratings.readers import read_battles
+
+    ids = [
+        _answered_battle(populated, ["Write a bash script that lists files."]),
+        _answered_battle(populated, ["Erzähl mir eine Geschichte über Katzen."], tokens=(9, 99)),
+    ]
+    for bid in ids:
+        _vote(populated, bid)
+    backfill_style(engine=populated, tagger=tagger)
+    _vote(populated, _answered_battle(populated, ["No features for this one."]), "tie")
+    out = tmp_path / "export.jsonl"
+    assert main(["export", "battles", "--db", str(populated.url.render_as_string(False)),
+                 "--out", str(out)]) == 0  # fmt: skip
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    by_id = {r["battle_id"]: r for r in recs}
+    first = by_id[ids[0]]
+    assert first["conv_metadata"]["sum_assistant_a_tokens"] == 120
+    assert first["conv_metadata"]["header_count_a"]["h1"] == 1
+    assert first["conv_metadata"]["bold_count_b"] == {"**": 0, "__": 1}
+    assert first["category_tag"]["coding"] is True and "hard_prompt" not in first["category_tag"]
+    assert by_id[ids[1]]["language"] == "German"
+    assert sum("conv_metadata" in r for r in recs) == 2
+    from_file = read_battles(out)
+    from_db = store.battles_for_ratings(engine=populated, with_context=True)
+    assert from_file.style is not None and from_db.style is not None
+    # Both in vote order; the vote without features reads as unknown from either.
+    np.testing.assert_array_equal(from_file.style, from_db.style)
+    assert np.isnan(from_file.style[2]).all()
