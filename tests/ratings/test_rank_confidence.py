@@ -111,3 +111,19 @@ def test_select_keeps_the_notes(close_board: Battles) -> None:
     assert kept.with_weight(np.ones(len(kept))).notes == kept.notes
     lb = compute_leaderboard(kept, RatingOptions(ci="none"))
     assert "left out 7 named (non-anonymous) battles" in lb.notes
+
+
+@pytest.mark.shared_data
+def test_llmfao_lmarena_rank_differs_from_the_order(shared_data) -> None:  # type: ignore[no-untyped-def]
+    """The issue's measurement: on LLMFAO the two ranks differ for 58 of 59 models."""
+    import csv
+
+    with (shared_data / "llmfao_crowd_comparisons.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    win = {"left": "model_a", "right": "model_b", "tie": "tie"}
+    battles = Battles.from_columns(
+        [r["left"] for r in rows], [r["right"] for r in rows], [win[r["winner"]] for r in rows]
+    )
+    lb = compute_leaderboard(battles)
+    assert len(lb.rows) == 59
+    assert sum(r.rank != r.rating_order for r in lb.rows) == 58
