@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+# This checkout's ratings/ (not an installed copy), then the sibling benchmark module.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ratings_bench import WINNERS, run_measuring_peak
 
 HERE = Path(__file__).resolve().parent

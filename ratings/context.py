@@ -182,8 +182,12 @@ def context_columns(table: pa.Table) -> dict[str, Any]:
             k: np.asarray(pc.fill_null(tag.field(k), False), dtype=bool) for k in CATEGORY_FIELDS
         }
     if "language" in names and table["language"].null_count < n:
-        lang = table["language"].to_pylist()
-        out["language"] = np.array([x if x else None for x in lang], dtype=object)
+        # Few distinct values: convert the dictionary, not 1.8M Python strings one by one.
+        enc = pc.dictionary_encode(table["language"]).combine_chunks()
+        values = np.array([x if x else None for x in enc.dictionary.to_pylist()] + [None],
+                          dtype=object)  # fmt: skip
+        idx = np.asarray(pc.fill_null(enc.indices, len(values) - 1), dtype=np.int64)
+        out["language"] = values[idx]
     return out
 
 

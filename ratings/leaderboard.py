@@ -471,10 +471,14 @@ def _style_controlled(
         x=x,
         cluster=cluster,
     )
-    fit = fit_contextual(data, l2=opt.l2, style_l2=opt.style_l2)
     m = battles.n_models
+    # The plain fit (cheap: it runs on counts) is both the comparison the table reports and
+    # the contextual fit's starting point, which saves it a Newton step or two.
+    plain_theta = fit_bt(counts, l2=opt.l2).theta
+    start = np.concatenate([plain_theta, np.zeros(x.shape[1])])
+    fit = fit_contextual(data, l2=opt.l2, style_l2=opt.style_l2, params0=start)
     rating = _scale(CENTER + ELO_SCALE * fit.theta, anchor, opt)
-    plain = _scale(CENTER + ELO_SCALE * fit_bt(counts, l2=opt.l2).theta, anchor, opt)
+    plain = _scale(CENTER + ELO_SCALE * plain_theta, anchor, opt)
     z = float(ndtri(0.5 + opt.level / 2))
     if opt.ci == "none":
         lower, upper, samples = rating.copy(), rating.copy(), None
