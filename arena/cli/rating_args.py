@@ -286,6 +286,7 @@ def load_battles(args: argparse.Namespace) -> Battles:
             include_named=args.include_named,
             include_excluded=args.include_excluded,
             cluster_columns=wanted,
+            with_context=needs_context(args),
         )
     return _load_from_db(url, args)
 

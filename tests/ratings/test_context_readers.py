@@ -164,3 +164,14 @@ def test_language_and_category_filters_on_a_log(tmp_path: Path) -> None:
     assert doc["n_battles"] == sum(r["language"] == "German" for r in recs)
     assert main(["ratings", str(path), "--category", "math", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["n_battles"] == sum(k % 5 == 0 for k in range(len(recs)))
+
+
+def test_plain_reads_can_skip_the_nested_context(tmp_path: Path) -> None:
+    recs = _records(50)
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    plain = read_battles(path, with_context=False)
+    full = read_battles(path)
+    assert plain.style is None and full.style is not None
+    np.testing.assert_array_equal(plain.a, full.a)
+    np.testing.assert_array_equal(plain.outcome, full.outcome)
