@@ -1,9 +1,9 @@
 """The baseline side of ``style_bench.py``: arena-rank's ContextualBradleyTerry, sandwich CIs.
 
 Runs in a separate environment that has ``arena-rank`` (and so jax) installed; it is never a
-dependency of this project.  Reads the same JSONL log with pyarrow (the same reader our side
-uses), builds LMArena's features with arena-rank's own ``ContextualPairDataset`` (unweighted,
-standardised), fits and computes sandwich intervals.  Prints its timings as JSON.
+dependency of this project.  Reads the same log with pyarrow (JSONL, as our side does, or
+Parquet), builds LMArena's features with arena-rank's own ``ContextualPairDataset``
+(unweighted, standardised), fits and computes sandwich intervals.  Prints its timings as JSON.
 
 Usage::
 
@@ -31,7 +31,13 @@ def main() -> int:
 
     t_import = time.perf_counter() - t0
     t = time.perf_counter()
-    table = pj.read_json(sys.argv[1])
+    path = sys.argv[1]
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+    else:
+        table = pj.read_json(path)
     md = table.column("conv_metadata").combine_chunks()
 
     def side(key: str, parts: tuple[str, ...] | None) -> np.ndarray:
