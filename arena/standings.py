@@ -260,7 +260,7 @@ class Standings:
             "model is on top."
         )
         if view.style_control:
-            note += escape_markdown(style_summary(lb))
+            note += " " + escape_markdown(style_summary(lb).strip())
         for extra in lb.notes:
             note += f" Note: {escape_markdown(extra)}."
         if preliminary:

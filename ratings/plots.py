@@ -56,7 +56,8 @@ def rating_ci_plot(lb: Leaderboard) -> Figure:
     ax.set_ylim(-0.7, n - 0.3)
     level = int(lb.options.level * 100)
     ax.set_xlabel(f"rating ({level}% CI)")
-    ax.set_title(f"Ratings — {lb.options.method.upper()}, {lb.n_battles} battles")
+    method = lb.options.method.upper() + (", style-controlled" if lb.options.style_control else "")
+    ax.set_title(f"Ratings — {method}, {lb.n_battles} battles")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

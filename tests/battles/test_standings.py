@@ -218,6 +218,6 @@ def test_category_and_style_control_views(arena: Arena) -> None:
     assert coding.rows == [] and "No counted votes in this category" in coding.note
     styled = board.get(View(None, True), wait=True)
     assert styled.n_battles == 4 and "Style-controlled" in styled.note
-    assert "Style coefficients" in styled.note
+    assert "on top. Style coefficients" in styled.note
     p1 = [float(str(r[COLUMNS.index("P(#1)")]).rstrip("%")) for r in styled.rows]
     assert abs(sum(p1) - 100.0) < 0.2
