@@ -189,7 +189,8 @@ def retag(
     Returns
     -------
     int
-        Battles retagged (style counts are left as they are).
+        Battles considered (style counts are left as they are; battles stored without their
+        prompts, such as imports of logs without conversations, keep the tags they had).
     """
     tg = tagger or _default_tagger()
     ids = battles_to_retag(engine=engine, version=tg.version, everything=everything)
@@ -198,6 +199,8 @@ def retag(
             messages = list_messages(session=session, battle_id=battle_id)
             current = get_battle_features(session=session, battle_id=battle_id)
             prompts = [m for m in messages if m.side == "user"]
+            if not prompts:
+                continue  # imported without its conversation: keep the tags it came with
             tags = tg.tag(
                 [m.content for m in sorted(prompts, key=lambda m: m.turn)],
                 [m.content for m in messages if m.side == "a"],

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from arena.store.engine import begin_read, reader
 from arena.store.errors import BattleNotFound, InvalidValue
-from arena.store.models import Battle, BattleFeatures
+from arena.store.models import Battle, BattleFeatures, utcnow
 from arena.store.ops import _finish, _transaction
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "battles_to_retag",
     "battles_without_features",
     "export_context",
+    "features_from_record",
     "get_battle_features",
     "save_battle_features",
     "vote_context",
@@ -221,4 +222,41 @@ def export_context(conn: Connection, battle_ids: list[str]) -> dict[str, dict[st
         if row["language"] is not None:
             entry["language"] = row["language"]
         out[row["battle_id"]] = entry
+    return out
+
+
+IMPORTED_TAGS = "imported"  # tagger_version of tags that came with an imported log
+
+
+def features_from_record(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``battle_features`` column values from a checked record's ``conv_metadata``,
+    ``category_tag`` and ``language`` (``None`` when it has no ``conv_metadata``).
+
+    Missing counts are 0; tags the record does not carry stay NULL (not judged).  The caller
+    has checked the record (``ratings.context.check_context``).
+    """
+    meta = record.get("conv_metadata")
+    if not isinstance(meta, Mapping):
+        return None
+    out: dict[str, Any] = {"computed_at": utcnow()}
+    for key in ("sum_user_tokens", "sum_assistant_a_tokens", "sum_assistant_b_tokens", "turns"):
+        out[key] = int(meta.get(key) or 0)
+    for s in "ab":
+        heads = meta.get(f"header_count_{s}") or {}
+        lists = meta.get(f"list_count_{s}") or {}
+        bold = meta.get(f"bold_count_{s}") or {}
+        for k in range(1, 7):
+            out[f"header_{s}_h{k}"] = int(heads.get(f"h{k}") or 0)
+        out[f"list_{s}_ordered"] = int(lists.get("ordered") or 0)
+        out[f"list_{s}_unordered"] = int(lists.get("unordered") or 0)
+        out[f"bold_{s}_star"] = int(bold.get("**") or 0)
+        out[f"bold_{s}_under"] = int(bold.get("__") or 0)
+    tags = record.get("category_tag")
+    if isinstance(tags, Mapping):
+        for name in TAG_COLUMNS:
+            value = tags.get(name.removeprefix("tag_"))
+            out[name] = value if isinstance(value, bool) else None
+        out["tagger_version"] = IMPORTED_TAGS
+    language = record.get("language")
+    out["language"] = language if isinstance(language, str) and language else None
     return out

@@ -192,3 +192,47 @@ def test_export_carries_conv_metadata_and_tags_that_read_back(
     # Both in vote order; the vote without features reads as unknown from either.
     np.testing.assert_array_equal(from_file.style, from_db.style)
     assert np.isnan(from_file.style[2]).all()
+
+
+def test_export_import_export_keeps_style_and_tags(
+    populated: Engine, tagger: Tagger, make_db: object, tmp_path: Path
+) -> None:
+    ids = [
+        _answered_battle(populated, ["Write a bash script that lists files."]),
+        _answered_battle(populated, ["Erzähl mir eine Geschichte über Katzen."], tokens=(9, 99)),
+    ]
+    for bid in ids:
+        _vote(populated, bid)
+    backfill_style(engine=populated, tagger=tagger)
+    _vote(populated, _answered_battle(populated, ["No features for this one."]), "tie")
+    first, second = tmp_path / "first.jsonl.gz", tmp_path / "second.jsonl.gz"
+    for with_conversations in (False, True):
+        target_url = make_db()  # type: ignore[operator]
+        target = store.open_engine(target_url, check=False)
+        store.upgrade(target)
+        store.export_battles(engine=populated, out=first, with_conversations=with_conversations)
+        store.import_battles(engine=target, path=first)
+        store.export_battles(engine=target, out=second, with_conversations=with_conversations)
+        assert first.read_bytes() == second.read_bytes()
+        # Imported tags survive a retag when the conversation did not come along.
+        retag(engine=target, tagger=tagger, everything=True)
+        store.export_battles(engine=target, out=second, with_conversations=with_conversations)
+        if not with_conversations:
+            assert first.read_bytes() == second.read_bytes()
+        back = store.battles_for_ratings(engine=target, with_context=True)
+        here = store.battles_for_ratings(engine=populated, with_context=True)
+        assert back.style is not None and here.style is not None
+        np.testing.assert_array_equal(back.style, here.style)
+        target.dispose()
+
+
+def test_import_refuses_bad_conv_metadata(populated: Engine, tmp_path: Path) -> None:
+    import json
+
+    bad = tmp_path / "bad.jsonl"
+    rec = {"model_a": "alpha", "model_b": "beta", "winner": "tie", "tstamp": 1.7e9,
+           "conv_metadata": {"sum_assistant_a_tokens": -1}}  # fmt: skip
+    bad.write_text(json.dumps(rec) + "\n")
+    with pytest.raises(store.BattleImportError) as info:
+        store.import_battles(engine=populated, path=bad)
+    assert "conv_metadata.sum_assistant_a_tokens" in str(info.value)
