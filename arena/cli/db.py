@@ -135,19 +135,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tag.set_defaults(handler=run_retag)
 
 
-def tagger_from_settings(settings: Settings) -> Any:
-    """The category tagger over ``ARENA_TAG_LANGUAGES`` (default languages when empty).
+def _tagger(settings: Settings) -> Any:
+    """The category tagger over ``ARENA_TAG_LANGUAGES``; a bad name is a ``CliError``."""
+    from arena.features import tagger_from_settings
 
-    Raises
-    ------
-    CliError
-        A language lingua does not know.
-    """
-    from arena.features import DEFAULT_LANGUAGES, Tagger
-
-    names = [x.strip() for x in settings.tag_languages.split(",") if x.strip()]
     try:
-        return Tagger(names or DEFAULT_LANGUAGES)
+        return tagger_from_settings(settings)
     except ValueError as exc:
         raise CliError(f"ARENA_TAG_LANGUAGES: {exc}") from None
 
@@ -157,7 +150,7 @@ def _features_command(args: argparse.Namespace, everything: bool | None) -> int:
 
     url = database_url(args)
     try:
-        tagger = tagger_from_settings(Settings.from_env())
+        tagger = _tagger(Settings.from_env())
         engine = open_database(url)
     except CliError as exc:
         return fail(str(exc))

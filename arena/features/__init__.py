@@ -17,6 +17,7 @@ from arena.features.tags import (
     TAGGER_VERSION,
     Tagger,
     Tags,
+    tagger_from_settings,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "estimate_tokens",
     "record_for_battle",
     "retag",
+    "tagger_from_settings",
 ]

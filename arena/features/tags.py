@@ -38,6 +38,7 @@ __all__ = [
     "Tagger",
     "Tags",
     "language_detector",
+    "tagger_from_settings",
 ]
 
 TAGGER_VERSION = "tags-1"
@@ -223,3 +224,24 @@ def _is_coding(prompt: str, answers_a: Sequence[str], answers_b: Sequence[str]) 
 
 def _is_math(prompt: str) -> bool:
     return bool(_LATEX.search(prompt) or _EQUATION.search(prompt) or _MATH_WORDS.search(prompt))
+
+
+def tagger_from_settings(settings: Any) -> Tagger:
+    """The tagger over ``settings.tag_languages`` (``ARENA_TAG_LANGUAGES``; empty: defaults).
+
+    Parameters
+    ----------
+    settings
+        An :class:`arena.config.Settings`.
+
+    Returns
+    -------
+    Tagger
+
+    Raises
+    ------
+    ValueError
+        A language lingua does not know.
+    """
+    names = [x.strip() for x in str(settings.tag_languages).split(",") if x.strip()]
+    return Tagger(names or DEFAULT_LANGUAGES)
