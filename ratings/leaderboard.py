@@ -41,6 +41,7 @@ __all__ = [
     "MAX_BOOTSTRAP_MODELS",
     "MAX_MODELS",
     "METHODS",
+    "RANK_DRAW_MAX_MODELS",
     "Leaderboard",
     "LeaderboardRow",
     "OptionError",
@@ -64,6 +65,9 @@ MAX_BOOTSTRAP_MODELS = 2000
 # The average-win-rate column compares every model with every other (O(m^2) time, done in
 # blocks so memory stays O(m)); at this size it takes seconds.
 MAX_MODELS = 20_000
+# Above this many models the sandwich's normal draws (for P(#1) and rank intervals) cost
+# more than the fit: an m x m eigen-decomposition and R x m x m products.
+RANK_DRAW_MAX_MODELS = 1000
 _BLOCK = 1024  # rows of the predicted-win-rate matrix computed at a time
 
 
@@ -695,7 +699,7 @@ def contrast_covariance(cov: FloatArray, anchor: int) -> FloatArray:
 
 def normal_intervals(
     rating: FloatArray, cov: FloatArray, level: float, draws: int, seed: int
-) -> tuple[FloatArray, FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     """Wald intervals from a rating covariance, plus seeded draws of the normal approximation.
 
     Parameters
@@ -714,10 +718,14 @@ def normal_intervals(
     Returns
     -------
     tuple
-        ``(lower, upper, draws x m samples)``.
+        ``(lower, upper, draws x m samples)``; the samples are ``None`` above
+        ``RANK_DRAW_MAX_MODELS`` models (an eigen-decomposition and ``draws x m x m`` work:
+        P(#1) and rank intervals are then left out; the bootstrap still gives them).
     """
     z = float(ndtri(0.5 + level / 2))
     half = z * np.sqrt(np.maximum(np.diag(cov), 0.0))
+    if rating.shape[0] > RANK_DRAW_MAX_MODELS:
+        return rating - half, rating + half, None
     # Eigen-decomposition instead of Cholesky: the covariance is singular along the gauge
     # (mean-zero or anchored) direction.
     vals, vecs = np.linalg.eigh(cov)

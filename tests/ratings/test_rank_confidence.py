@@ -127,3 +127,17 @@ def test_llmfao_lmarena_rank_differs_from_the_order(shared_data) -> None:  # typ
     lb = compute_leaderboard(battles)
     assert len(lb.rows) == 59
     assert sum(r.rank != r.rating_order for r in lb.rows) == 58
+
+
+def test_many_models_skip_the_normal_draws(
+    close_board: Battles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ratings.leaderboard as lbmod
+
+    full = compute_leaderboard(close_board, RatingOptions(ci="sandwich"))
+    assert not math.isnan(full.rows[0].p_rank1)
+    monkeypatch.setattr(lbmod, "RANK_DRAW_MAX_MODELS", 5)  # the board has 8 models
+    lb = compute_leaderboard(close_board, RatingOptions(ci="sandwich"))
+    assert all(math.isnan(r.p_rank1) for r in lb.rows) and lb.p_above is None
+    # The intervals, and so LMArena's rank, do not depend on the draws.
+    assert [r.rank for r in lb.rows] == [r.rank for r in full.rows]
