@@ -16,7 +16,7 @@ from arena import store
 from arena.cli import main
 from arena.store.engine import _alembic_config
 
-TABLES = {"alembic_version", "battle", "message", "model", "model_event", "vote"}
+TABLES = {"alembic_version", "battle", "battle_features", "message", "model", "model_event", "vote"}
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
