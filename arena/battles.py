@@ -39,6 +39,7 @@ from sqlalchemy.engine import Engine
 from arena import store
 from arena.backends import Backend, build_backend
 from arena.config import Settings
+from arena.features import Tagger, tagger_from_settings
 from arena.integrity import LeakDetector, RateLimited, RateLimiter
 from arena.lifecycle import BattleMode, BattleRefused, BattleStatus, Refusal, refuse
 from arena.live import LiveBattle, LiveBattles, Reveal, SideView, TurnUpdate
@@ -84,6 +85,9 @@ class Arena:
         Randomness for pair draws (seed it in tests).
     moderator
         Content moderation for prompts and answers (default: off).
+    tagger
+        Category tagger: with it, each voted battle's style features and tags are stored
+        (default: not recorded at vote time; ``arena db backfill-style`` fills them in).
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class Arena:
         secret: str,
         rng: random.Random | None = None,
         moderator: Moderator | None = None,
+        tagger: Tagger | None = None,
     ) -> None:
         missing = [n for n in roster.names if n not in backends]
         if missing:
@@ -129,6 +134,7 @@ class Arena:
             vote_limit=RateLimiter(settings.votes_per_day, 86400.0, "votes"),
             duplicate_prompt_cap=settings.duplicate_prompt_cap,
             metrics=self.metrics,
+            tagger=tagger,
         )
 
     @property
@@ -226,6 +232,8 @@ class Arena:
                 )
         backends = {e.name: build_backend(e, settings=settings) for e in roster}
         moderator = Moderator.from_settings(settings, backends)
+        tagger = tagger_from_settings(settings)
+        tagger.warm_up()  # its language models load in the background, not on the first vote
         # A roster entry serving as the guard model judges prompts; it is not drawn to answer.
         names = [n for n in roster.names if n != settings.moderation_guard_model]
         policy = make_policy(settings.sampling_policy, names, {e.name: e.weight for e in roster})
@@ -237,6 +245,7 @@ class Arena:
             policy=policy,
             secret=store.resolve_secret(settings),
             moderator=moderator,
+            tagger=tagger,
         )
 
     async def load(self, say: Callable[[str], None] = lambda s: None) -> None:
