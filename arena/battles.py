@@ -40,6 +40,7 @@ from arena import store
 from arena.backends import Backend, build_backend
 from arena.config import Settings
 from arena.consent import Terms
+from arena.features import Tagger, tagger_from_settings
 from arena.integrity import LeakDetector, RateLimited, RateLimiter
 from arena.lifecycle import BattleMode, BattleRefused, BattleStatus, Refusal, refuse
 from arena.live import LiveBattle, LiveBattles, Reveal, SideView, TurnUpdate
@@ -87,6 +88,9 @@ class Arena:
         Content moderation for prompts and answers (default: off).
     terms
         Terms of use that must be accepted before prompting or voting (default: none).
+    tagger
+        Category tagger: with it, each voted battle's style features and tags are stored
+        (default: not recorded at vote time; ``arena db backfill-style`` fills them in).
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class Arena:
         rng: random.Random | None = None,
         moderator: Moderator | None = None,
         terms: Terms | None = None,
+        tagger: Tagger | None = None,
     ) -> None:
         missing = [n for n in roster.names if n not in backends]
         if missing:
@@ -135,6 +140,7 @@ class Arena:
             vote_limit=RateLimiter(settings.votes_per_day, 86400.0, "votes"),
             duplicate_prompt_cap=settings.duplicate_prompt_cap,
             metrics=self.metrics,
+            tagger=tagger,
         )
 
     @property
@@ -233,6 +239,8 @@ class Arena:
         backends = {e.name: build_backend(e, settings=settings) for e in roster}
         moderator = Moderator.from_settings(settings, backends)
         terms = Terms.load(settings.terms_file) if settings.terms_file else None
+        tagger = tagger_from_settings(settings)
+        tagger.warm_up()  # its language models load in the background, not on the first vote
         # A roster entry serving as the guard model judges prompts; it is not drawn to answer.
         names = [n for n in roster.names if n != settings.moderation_guard_model]
         policy = make_policy(settings.sampling_policy, names, {e.name: e.weight for e in roster})
@@ -245,6 +253,7 @@ class Arena:
             secret=store.resolve_secret(settings),
             moderator=moderator,
             terms=terms,
+            tagger=tagger,
         )
 
     async def load(self, say: Callable[[str], None] = lambda s: None) -> None:

@@ -176,6 +176,12 @@ class Settings:
         "Most seconds between two chunks from an OpenAI-compatible model server (the first "
         "chunk included) before the reply is a timeout.",
     )
+    tag_languages: str = _setting(
+        "",
+        "Comma-separated languages the category tagger chooses between (lingua names, e.g. "
+        "English,German,Chinese). Empty: the 30 most used on public arenas "
+        "(arena.features.DEFAULT_LANGUAGES). Each loaded language costs memory and load time.",
+    )
     backend_retries: int = _setting(
         2,
         "Retries of a model-server request that failed before its first token (connection "

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 from sqlalchemy.engine import Engine
 
@@ -23,11 +24,11 @@ from arena import store
 from arena.markup import escape_markdown
 from arena.roster import Roster, RosterEntry
 from ratings import Leaderboard, RatingOptions, compute_leaderboard
-from ratings.data import BattleDataError
-from ratings.export import rank_range_text
+from ratings.data import BattleDataError, Battles
+from ratings.export import rank_range_text, style_summary
 from ratings.plots import rating_ci_plot, win_rate_heatmap
 
-__all__ = ["COLUMNS", "Standings", "StandingsSnapshot"]
+__all__ = ["CATEGORY_CHOICES", "COLUMNS", "Standings", "StandingsSnapshot", "View"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ COLUMNS = (
     "Model",
     "Rating",
     "95% CI",
+    "P(#1)",
     "Battles",
     "Organisation",
     "License",
@@ -49,6 +51,28 @@ COLUMNS = (
     "Released",
     "Knowledge cutoff",
 )
+
+
+# The tab's category selector: label -> tag (None: every battle).  hard_prompt is left out
+# until a judge model tags it.
+CATEGORY_CHOICES: dict[str, str | None] = {
+    "Overall": None,
+    "Coding": "coding",
+    "Math": "math",
+    "Multi-turn": "multi_turn",
+    "Long query (500+ tokens)": "long_query",
+}
+
+
+_APP_STYLE_L2 = 1.0
+
+
+@dataclass(frozen=True)
+class View:
+    """Which leaderboard: all battles or one category, with or without style control."""
+
+    category: str | None = None
+    style_control: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,19 +126,23 @@ class Standings:
         self._refresh_s = refresh_s
         self._min_battles = min_battles
         self._lock = threading.Lock()
-        self._snapshot: StandingsSnapshot | None = None
-        self._running: threading.Thread | None = None
+        # One snapshot (and at most one running refresh) per view; views are few (categories
+        # x style control) and each is computed only once someone asks for it.
+        self._snapshots: dict[View, StandingsSnapshot] = {}
+        self._running: dict[View, threading.Thread] = {}
 
     @property
     def refresh_s(self) -> float:
         """Least seconds between two recomputations."""
         return self._refresh_s
 
-    def get(self, *, wait: bool = False) -> StandingsSnapshot:
-        """Return the latest snapshot, starting a background refresh when it is stale.
+    def get(self, view: View | None = None, *, wait: bool = False) -> StandingsSnapshot:
+        """Return the latest snapshot of a view, starting a background refresh when stale.
 
         Parameters
         ----------
+        view
+            Which leaderboard (default: all battles, no style control).
         wait
             Block until a refresh that is due (or running) has finished (the first view of a
             fresh app and tests use it).
@@ -123,45 +151,51 @@ class Standings:
         -------
         StandingsSnapshot
         """
+        view = view or View()
         with self._lock:
-            snap = self._snapshot
+            snap = self._snapshots.get(view)
             stale = snap is None or time.monotonic() - snap.computed_at >= self._refresh_s
-            if stale and self._running is None:
-                self._running = threading.Thread(
-                    target=self._refresh, name="arena-standings", daemon=True
+            if stale and view not in self._running:
+                thread = threading.Thread(
+                    target=self._refresh, args=(view,), name="arena-standings", daemon=True
                 )
-                self._running.start()
-            running = self._running
+                self._running[view] = thread
+                thread.start()
+            running = self._running.get(view)
         if (wait or snap is None) and running is not None:
             running.join()
             with self._lock:
-                snap = self._snapshot
+                snap = self._snapshots.get(view)
         assert snap is not None
         return snap
 
     def invalidate(self) -> None:
-        """Make the next :meth:`get` recompute (used after imports and in tests)."""
+        """Make the next :meth:`get` of every view recompute (after imports, in tests)."""
         with self._lock:
-            if self._snapshot is not None:
-                self._snapshot = dataclasses.replace(self._snapshot, computed_at=float("-inf"))
+            for view, snap in self._snapshots.items():
+                self._snapshots[view] = dataclasses.replace(snap, computed_at=float("-inf"))
 
-    def _refresh(self) -> None:
+    def _refresh(self, view: View) -> None:
         try:
-            snap = self.compute()
+            snap = self.compute(view)
         except Exception:  # keep serving the old snapshot; the log says why
             log.exception("leaderboard refresh failed")
-            snap = self._snapshot or StandingsSnapshot(
+            snap = self._snapshots.get(view) or StandingsSnapshot(
                 [], "The leaderboard could not be computed; see the server log.", 0, 0.0
             )
         with self._lock:
-            self._snapshot = snap
-            self._running = None
+            self._snapshots[view] = snap
+            self._running.pop(view, None)
 
-    def compute(self) -> StandingsSnapshot:
-        """Recompute the leaderboard now (synchronously)."""
+    def compute(self, view: View | None = None) -> StandingsSnapshot:
+        """Recompute a view's leaderboard now (synchronously)."""
+        view = view or View()
         started = time.monotonic()
+        plain = view == View()
         try:
-            battles = store.battles_for_ratings(engine=self._engine, with_clusters=False)
+            battles = store.battles_for_ratings(
+                engine=self._engine, with_clusters=False, with_context=not plain
+            )
         except BattleDataError:
             battles = None  # no counted votes yet
         if battles is None or len(battles) == 0 or battles.n_models < 2:
@@ -172,9 +206,20 @@ class Standings:
                 0,
                 started,
             )
-        lb = compute_leaderboard(battles, RatingOptions())
+        empty = self._empty_view(battles, view)
+        if empty is not None:
+            return StandingsSnapshot([], empty, 0, started)
+        if view.category is not None:
+            mask = battles.categories[view.category]
+            battles = battles.select(mask)
+        if battles.n_models < 2:
+            return StandingsSnapshot([], "Too few models in this category yet.", 0, started)
+        # A small ridge on the style coefficients (one battle's worth of information) keeps
+        # them finite on a young arena, where a few battles can separate perfectly by length.
+        options = RatingOptions(style_control=view.style_control, style_l2=_APP_STYLE_L2)
+        lb = compute_leaderboard(battles, options)
         deprecated = store.deprecated_model_names(engine=self._engine)
-        if self._on_refresh is not None:
+        if self._on_refresh is not None and plain:
             self._on_refresh(lb)
         rows: list[list[Any]] = []
         preliminary = []
@@ -195,6 +240,7 @@ class Standings:
                     name,
                     round(r.rating, 1),
                     f"+{r.upper - r.rating:.1f} / -{r.rating - r.lower:.1f}",
+                    f"{100 * r.p_rank1:.1f}%",
                     r.battles,
                     (entry.organisation if entry else None) or "",
                     (entry.license if entry else None) or "",
@@ -203,11 +249,20 @@ class Standings:
                 ]
             )
         deprecated_rows = [i for i, r in enumerate(lb.rows) if r.model in deprecated]
+        label = next(k for k, v in CATEGORY_CHOICES.items() if v == view.category)
+        method = "Style-controlled Bradley-Terry" if view.style_control else "Bradley-Terry"
         note = (
-            f"Bradley-Terry ratings from {lb.n_battles:,} counted anonymous votes (ties count "
-            "half a win each side; mean rating 1000), 95% sandwich confidence intervals. "
-            "Rank range: the best and worst rank the intervals allow."
+            f"{label}: {method} ratings from {lb.n_battles:,} counted anonymous votes (ties "
+            "count half a win each side; mean rating 1000), 95% sandwich confidence intervals. "
+            "Rank: 1 + the number of models whose lower bound is above this model's upper "
+            "bound (LMArena's rank); rank range: the best and worst rank the intervals allow; "
+            "P(#1): the share of draws from the intervals' normal approximation in which the "
+            "model is on top."
         )
+        if view.style_control:
+            note += " " + escape_markdown(style_summary(lb).strip())
+        for extra in lb.notes:
+            note += f" Note: {escape_markdown(extra)}."
         if preliminary:
             note += (
                 f" * Preliminary: fewer than {self._min_battles} battles "
@@ -229,6 +284,24 @@ class Standings:
             win_rate_heatmap(lb),
             frozenset(deprecated_rows),
         )
+
+    def _empty_view(self, battles: Battles, view: View) -> str | None:
+        """Why a view has nothing to show yet, or ``None`` when it has battles."""
+        if view.category is not None:
+            flags = battles.categories.get(view.category)
+            if flags is None or not flags.any():
+                return (
+                    "No counted votes in this category yet (battles are tagged when voted; "
+                    "older ones after `arena db backfill-style`)."
+                )
+        if view.style_control and (
+            battles.style is None or not np.isfinite(battles.style).all(axis=(1, 2)).any()
+        ):
+            return (
+                "Style control needs the battles' style features (computed when a battle is "
+                "voted; for older battles run `arena db backfill-style`)."
+            )
+        return None
 
 
 def _metadata_cells(entry: RosterEntry | None) -> list[str]:

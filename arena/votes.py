@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from sqlalchemy.engine import Engine
 
 from arena import store
+from arena.features import Tagger, record_for_battle
 from arena.integrity import RateLimited, RateLimiter
 from arena.lifecycle import BattleRefused, BattleStatus, Exclusion, Refusal, Winner, refuse
 from arena.live import LiveBattle, Reveal
@@ -65,6 +66,10 @@ class VoteGate:
         Counted votes per identical first prompt (``0``: no cap).
     metrics
         Where committed votes are counted.
+    tagger
+        When given, each voted battle's style features and category tags are computed and
+        stored right after the vote (``None``: not recorded; ``arena db backfill-style``
+        fills them in later).
     """
 
     def __init__(
@@ -75,8 +80,10 @@ class VoteGate:
         vote_limit: RateLimiter,
         duplicate_prompt_cap: int,
         metrics: ArenaMetrics | None = None,
+        tagger: Tagger | None = None,
     ) -> None:
         self.metrics = metrics or ArenaMetrics()
+        self.tagger = tagger
         self.engine = engine
         self.db = db
         self.vote_limit = vote_limit
@@ -129,7 +136,17 @@ class VoteGate:
                 await self.db.call(store.mark_exclusion, battle_id=bid, reason=reason)
             except BattleRefused:
                 log.warning("battle %s: vote kept, exclusion %s not stored", bid, reason)
+        if self.tagger is not None:
+            await self._record_features(bid, self.tagger)
         return Reveal(bid, live.model_a, live.model_b, winner)
+
+    async def _record_features(self, bid: str, tagger: Tagger) -> None:
+        """Style counts and category tags for the voted battle (issue 14); a failure here
+        never loses the vote: ``arena db backfill-style`` computes what is missing."""
+        try:
+            await self.db.call(record_for_battle, battle_id=bid, tagger=tagger)
+        except Exception as exc:  # the vote is committed whatever happens here
+            log.warning("battle %s: style features not recorded: %s", bid, exc)
 
     def _check_stored_votes(self, user_key: str) -> None:
         """The vote limit against the database: it holds across replicas and restarts."""

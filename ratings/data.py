@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "B_WINS",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
+    "STYLE_FEATURES",
     "TIE",
     "WINNER_CODES",
     "WINNER_VALUES",
@@ -57,6 +59,10 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "weight",
     "address_hash",
 )
+
+# Style dimensions, in the order of ``Battles.style``'s second axis, and the LMSYS
+# ``conv_metadata`` keys each sums (side a / side b).
+STYLE_FEATURES: tuple[str, ...] = ("answer_tokens", "headers", "lists", "bold")
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -124,6 +130,15 @@ class Battles:
         Optional timestamps (seconds), used to order online Elo.
     source
         Where the battles came from, for messages.
+    notes
+        What the reader or a filter left out, and why (shown under the leaderboard).
+    style
+        Optional ``n x len(STYLE_FEATURES) x 2`` counts per battle (side a, side b): answer
+        tokens, markdown headers, list items, bold spans.
+    categories
+        Optional category flags per battle by tag name (``coding``, ``math``, ...).
+    language
+        Optional language name per battle (``None`` when unknown).
     """
 
     models: tuple[str, ...]
@@ -135,6 +150,9 @@ class Battles:
     tstamp: FloatArray | None = None
     source: str = "<battles>"
     notes: tuple[str, ...] = ()
+    style: FloatArray | None = None
+    categories: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
+    language: npt.NDArray[np.object_] | None = None
 
     def __len__(self) -> int:
         return int(self.a.shape[0])
@@ -302,11 +320,15 @@ class Battles:
             source=source,
         )
 
-    def select(self, mask: npt.NDArray[np.bool_]) -> Battles:
-        """Return the battles where ``mask`` is true, with unused models dropped."""
+    def select(self, mask: npt.NDArray[np.bool_], note: str | None = None) -> Battles:
+        """Return the battles where ``mask`` is true, with unused models dropped.
+
+        The notes (what the reader left out, and why) are kept, and ``note`` is added to
+        them when given.
+        """
         if not mask.any():
             raise BattleDataError(self.source, "no battles left after filtering")
-        return Battles.from_codes(
+        kept = Battles.from_codes(
             self.models,
             self.a[mask],
             self.b[mask],
@@ -316,14 +338,85 @@ class Battles:
             tstamp=None if self.tstamp is None else self.tstamp[mask],
             source=self.source,
         )
+        return dataclasses.replace(
+            kept,
+            notes=self.with_note(note).notes,
+            style=None if self.style is None else self.style[mask],
+            categories={k: v[mask] for k, v in self.categories.items()},
+            language=None if self.language is None else self.language[mask],
+        )
+
+    def with_context(
+        self,
+        *,
+        style: npt.ArrayLike | None = None,
+        categories: Mapping[str, npt.ArrayLike] | None = None,
+        language: npt.ArrayLike | None = None,
+    ) -> Battles:
+        """Return a copy with style counts, category flags and/or languages attached.
+
+        Parameters
+        ----------
+        style
+            ``n x len(STYLE_FEATURES) x 2`` finite non-negative counts (NaN: unknown).
+        categories
+            Boolean flags per battle by category name.
+        language
+            Language name per battle (``None``: unknown).
+
+        Returns
+        -------
+        Battles
+
+        Raises
+        ------
+        BattleDataError
+            A column of the wrong length or shape, or negative counts.
+        """
+        n = len(self)
+        changes: dict[str, Any] = {}
+        if style is not None:
+            st = np.asarray(style, dtype=np.float64)
+            if st.shape != (n, len(STYLE_FEATURES), 2):
+                raise BattleDataError(
+                    self.source,
+                    f"style counts must be {n} x {len(STYLE_FEATURES)} x 2, got {st.shape}",
+                    field="conv_metadata",
+                )
+            if (st < 0).any():
+                row = int(np.flatnonzero((st < 0).any(axis=(1, 2)))[0])
+                raise BattleDataError(
+                    self.source, "negative style count", record=row, field="conv_metadata"
+                )
+            changes["style"] = st
+        if categories is not None:
+            cats = {k: np.asarray(v, dtype=bool) for k, v in categories.items()}
+            for k, v in cats.items():
+                if v.shape != (n,):
+                    raise BattleDataError(
+                        self.source, f"expected {n} flags, got {v.shape}", field=k
+                    )
+            changes["categories"] = cats
+        if language is not None:
+            lang = np.asarray(language, dtype=object)
+            if lang.shape != (n,):
+                raise BattleDataError(
+                    self.source, f"expected {n} languages, got {lang.shape}", field="language"
+                )
+            changes["language"] = lang
+        return dataclasses.replace(self, **changes)
+
+    def with_note(self, note: str | None) -> Battles:
+        """Return a copy with ``note`` appended to the notes (unchanged when ``None``)."""
+        if note is None:
+            return self
+        return dataclasses.replace(self, notes=(*self.notes, note))
 
     def with_weight(self, weight: npt.ArrayLike) -> Battles:
         """Return a copy with per-battle weights replaced."""
         n = len(self)
         w = _check_weight(weight, n, self.source, lambda i: {"record": int(i)})
-        return Battles(
-            self.models, self.a, self.b, self.outcome, w, self.clusters, self.tstamp, self.source
-        )
+        return dataclasses.replace(self, weight=w)
 
     def aggregate(self, cluster_by: str | None = None) -> Counts:
         """Aggregate to unique cells ``(a, b, outcome[, weight][, cluster])``.

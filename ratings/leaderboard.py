@@ -26,7 +26,14 @@ from ratings.bt import (
     covariance,
     fit_bt,
 )
-from ratings.data import A_SCORE, BattleDataError, Battles, Counts
+from ratings.contextual import (
+    ContextualData,
+    contextual_bootstrap,
+    contextual_covariance,
+    fit_contextual,
+    style_features,
+)
+from ratings.data import A_SCORE, STYLE_FEATURES, BattleDataError, Battles, Counts
 from ratings.elo import EloOptions, battle_order, online_elo
 
 __all__ = [
@@ -34,11 +41,18 @@ __all__ = [
     "MAX_BOOTSTRAP_MODELS",
     "MAX_MODELS",
     "METHODS",
+    "RANK_DRAW_MAX_MODELS",
     "Leaderboard",
     "LeaderboardRow",
     "OptionError",
+    "RankConfidence",
     "RatingOptions",
+    "StyleControl",
     "compute_leaderboard",
+    "contrast_covariance",
+    "normal_intervals",
+    "p_rated_above",
+    "rank_confidence",
     "rank_ranges",
 ]
 
@@ -51,6 +65,9 @@ MAX_BOOTSTRAP_MODELS = 2000
 # The average-win-rate column compares every model with every other (O(m^2) time, done in
 # blocks so memory stays O(m)); at this size it takes seconds.
 MAX_MODELS = 20_000
+# Above this many models the sandwich's normal draws (for P(#1) and rank intervals) cost
+# more than the fit: an m x m eigen-decomposition and R x m x m products.
+RANK_DRAW_MAX_MODELS = 1000
 _BLOCK = 1024  # rows of the predicted-win-rate matrix computed at a time
 
 
@@ -91,8 +108,9 @@ class RatingOptions:
     seed
         Seed of the bootstrap.
     anchor
-        ``(model, rating)``: shift the scale so that this model has this rating.  Default:
-        the mean rating over the models is 1000.
+        ``(model, rating)``: pin this model at this rating inside the fit: every rating (and
+        every bootstrap round, and the sandwich as a contrast) is measured relative to it, so
+        its own interval has zero width.  Default: the mean rating over the models is 1000.
     min_battles
         Leave out models with fewer battles (and their battles) before fitting.
     l2
@@ -101,6 +119,11 @@ class RatingOptions:
         Confidence level of the intervals.
     elo
         Online Elo settings (``method="elo"``).
+    style_control
+        Fit contextual BT with LMArena's style covariates (answer length, headers, lists,
+        bold); the battles must carry style counts.
+    style_l2
+        Ridge penalty on the style coefficients (summed log-likelihood units; 0 = none).
     """
 
     method: str = "bt"
@@ -113,6 +136,8 @@ class RatingOptions:
     l2: float = DEFAULT_L2
     level: float = 0.95
     elo: EloOptions = field(default_factory=EloOptions)
+    style_control: bool = False
+    style_l2: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -135,13 +160,38 @@ class RatingOptions:
             raise OptionError("level", f"level must be in (0, 1), got {self.level}")
         if self.min_battles < 0:
             raise OptionError("min_battles", f"min_battles must be >= 0, got {self.min_battles}")
+        if self.style_control and self.method != "bt":
+            raise OptionError(
+                "style_control", "style_control is a Bradley-Terry model; use method='bt'"
+            )
+        if self.style_control and self.ci == "fisher":
+            raise OptionError(
+                "ci",
+                "style_control has sandwich and bootstrap intervals only (use ci='sandwich' "
+                "or ci='bootstrap')",
+            )
+        if self.style_l2 < 0:
+            raise OptionError("style_l2", f"style_l2 must be >= 0, got {self.style_l2}")
+        if self.ci == "fisher" and self.cluster_by is not None:
+            # The inverse information assumes independent battles; it has no clustered form.
+            raise OptionError(
+                "ci",
+                "ci='fisher' cannot honour cluster_by (the Fisher information assumes "
+                "independent battles); use ci='sandwich' or ci='bootstrap' with cluster_by",
+            )
 
 
 @dataclass(frozen=True)
 class LeaderboardRow:
-    """One model's line.  ``rank_upper``/``rank_lower`` are the best/worst rank the
-    intervals allow: ``rank_upper = 1 + #{j : lower_j > upper_i}``,
-    ``rank_lower = #models - #{j : upper_j < lower_i}``."""
+    """One model's line.
+
+    ``rank`` is LMArena's rank, ``1 + #{j : lower_j > upper_i}`` (equal to ``rank_upper``,
+    the best rank the intervals allow); ``rank_lower = #models - #{j : upper_j < lower_i}``
+    is the worst.  ``rating_order`` is the position by point estimate alone (1 = highest
+    rating).  ``p_rank1`` and ``rank_ci_best``/``rank_ci_worst`` (the central ``level``
+    interval of the rank) come from the bootstrap replicates, or from draws of the normal
+    approximation for sandwich/Fisher intervals; they are NaN / 0 with ``--ci none``.
+    """
 
     model: str
     rating: float
@@ -156,6 +206,33 @@ class LeaderboardRow:
     losses: int
     win_rate: float
     avg_win_rate: float
+    rating_order: int = 0
+    p_rank1: float = math.nan
+    rank_ci_best: int = 0
+    rank_ci_worst: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class StyleControl:
+    """The style part of a style-controlled leaderboard.
+
+    Attributes
+    ----------
+    features
+        Feature names (``ratings.data.STYLE_FEATURES``).
+    estimate, lower, upper
+        Coefficients per standard deviation of each feature, on the logit scale, with their
+        interval at the leaderboard's level.
+    uncontrolled
+        The plain BT rating of each model (indexed like ``Leaderboard.models``), on the same
+        scale, so ``rating - uncontrolled`` is what control changed.
+    """
+
+    features: tuple[str, ...]
+    estimate: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+    uncontrolled: FloatArray
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +240,9 @@ class Leaderboard:
     """A computed leaderboard.  ``rows`` are sorted by rating (then name); the matrices are
     indexed like ``models`` (alphabetical) and built on first use (``m x m`` each, which
     with many models is too much to build for a table that does not show them).
+    ``predicted_win_rates[i, j]`` is the fit's P(i beats j); ``p_above[i, j]`` the share of
+    rating replicates (bootstrap rounds, or normal draws) with i rated above j (``None`` with
+    ``--ci none``).
 
     Attributes
     ----------
@@ -171,6 +251,9 @@ class Leaderboard:
     strength, scale, base
         Fitted strengths and their win-probability law,
         ``P(i beats j) = 1 / (1 + base ** ((strength_j - strength_i) / scale))``.
+    samples
+        The rating replicates behind the intervals and rank statistics (``R x m``), or
+        ``None`` with ``--ci none``.
     """
 
     options: RatingOptions
@@ -184,6 +267,8 @@ class Leaderboard:
     components: tuple[tuple[str, ...], ...]
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    samples: FloatArray | None = None
+    style: StyleControl | None = None
 
     @property
     def connected(self) -> bool:
@@ -199,6 +284,11 @@ class Leaderboard:
         """Observed score of the row model against the column model (ties = 1/2; NaN when
         they never met)."""
         return _matrices(self.counts)[1]
+
+    @cached_property
+    def p_above(self) -> FloatArray | None:
+        """Share of rating replicates with the row model rated above the column model."""
+        return None if self.samples is None else p_rated_above(self.samples)
 
     @cached_property
     def predicted_win_rates(self) -> FloatArray:
@@ -237,6 +327,9 @@ def compute_leaderboard(
     """
     opt = options or RatingOptions()
     notes = list(battles.notes)
+    if opt.style_control:
+        battles = _with_style(battles)
+        notes = list(battles.notes)
     if opt.min_battles > 0:
         battles, dropped = _apply_min_battles(battles, opt.min_battles)
         if dropped:
@@ -249,6 +342,15 @@ def compute_leaderboard(
             battles.source, f"anchor model {opt.anchor[0]!r} has no battles", field="anchor"
         )
     _check_size(battles, opt)
+    if opt.ci == "fisher" and battles.weight is not None and not np.all(battles.weight == 1.0):
+        # Measured: with --reweight weights the Fisher intervals covered 0.77 of the time at a
+        # nominal 0.95; only the sandwich accounts for the weights' extra variance.
+        raise BattleDataError(
+            battles.source,
+            "--ci fisher ignores the battle weights and under-covers with them; use --ci "
+            "sandwich or --ci bootstrap for weighted battles",
+            field="weight",
+        )
     counts = battles.aggregate()
     m = counts.n_models
     components = _components(counts)
@@ -263,36 +365,41 @@ def compute_leaderboard(
             "ratings in different components are not comparable"
         )
 
-    if opt.method == "bt":
+    anchor = None if opt.anchor is None else counts.models.index(opt.anchor[0])
+    style = None
+    if opt.style_control:
+        rating, lower, upper, samples, style = _style_controlled(
+            battles, counts, anchor, opt, progress
+        )
+        # Style-neutral strengths (an anchor shifts them all alike: P(i beats j) unchanged).
+        strength, scale, base = (rating - CENTER) / ELO_SCALE, 1.0, math.e
+    elif opt.method == "bt":
         fit = fit_bt(counts, l2=opt.l2)
         theta = fit.theta
-        rating = CENTER + ELO_SCALE * theta
-        lower, upper = _bt_intervals(battles, counts, fit, rating, opt, progress)
+        rating = _scale(CENTER + ELO_SCALE * theta, anchor, opt)
+        lower, upper, samples = _bt_intervals(battles, counts, fit, rating, opt, progress)
         strength, scale, base = theta, 1.0, math.e
     else:
         rating = online_elo(battles, opt.elo)
-        rating = rating - rating.mean() + CENTER
-        lower, upper = _elo_intervals(battles, rating, opt, progress)
+        rating = _scale(rating - rating.mean() + CENTER, anchor, opt)
+        lower, upper, samples = _elo_intervals(battles, rating, opt, progress)
         strength, scale, base = rating, opt.elo.scale, opt.elo.base
-
-    if opt.anchor is not None:
-        shift = opt.anchor[1] - rating[counts.models.index(opt.anchor[0])]
-        rating, lower, upper = rating + shift, lower + shift, upper + shift
 
     stats = counts.per_model()
     score, played = _scores(counts)
     avg_pred = _mean_predicted(strength, scale, base)
     rank_upper, rank_lower = rank_ranges(lower, upper)
     order = sorted(range(m), key=lambda k: (-rating[k], counts.models[k]))
-    # rank = 1 + #{j : rating_j > rating_k}, by binary search instead of an m x m compare
-    rank = 1 + m - np.searchsorted(np.sort(rating), rating, side="right")
+    rating_order = np.empty(m, dtype=np.int64)
+    rating_order[order] = np.arange(1, m + 1)
+    conf = None if samples is None else rank_confidence(samples, opt.level)
     rows = tuple(
         LeaderboardRow(
             model=counts.models[k],
             rating=float(rating[k]),
             lower=float(lower[k]),
             upper=float(upper[k]),
-            rank=int(rank[k]),
+            rank=int(rank_upper[k]),
             rank_upper=int(rank_upper[k]),
             rank_lower=int(rank_lower[k]),
             battles=int(stats["battles"][k]),
@@ -301,6 +408,10 @@ def compute_leaderboard(
             losses=int(stats["losses"][k]),
             win_rate=float(score[k] / played[k]) if played[k] else math.nan,
             avg_win_rate=float(avg_pred[k]),
+            rating_order=int(rating_order[k]),
+            p_rank1=math.nan if conf is None else float(conf.p_rank1[k]),
+            rank_ci_best=0 if conf is None else int(conf.best[k]),
+            rank_ci_worst=0 if conf is None else int(conf.worst[k]),
         )
         for k in order
     )
@@ -316,7 +427,155 @@ def compute_leaderboard(
         components=components,
         warnings=tuple(warnings),
         notes=tuple(notes),
+        samples=samples,
+        style=style,
     )
+
+
+def _with_style(battles: Battles) -> Battles:
+    """The battles that have style counts (the rest left out, with a note)."""
+    if battles.style is None:
+        raise BattleDataError(
+            battles.source,
+            "--style-control needs style features per battle (LMSYS conv_metadata: "
+            "sum_assistant_a_tokens, header_count_a, ...); this source has none "
+            "(for the database: arena db backfill-style)",
+            field="conv_metadata",
+        )
+    known = np.asarray(np.isfinite(battles.style).all(axis=(1, 2)), dtype=bool)
+    if known.all():
+        return battles
+    missing = int((~known).sum())
+    return battles.select(known, f"left out {missing} battles without style features")
+
+
+def _style_controlled(
+    battles: Battles,
+    counts: Counts,
+    anchor: int | None,
+    opt: RatingOptions,
+    progress: ProgressFactory | None,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray | None, StyleControl]:
+    assert battles.style is not None
+    x, _, _ = style_features(battles.style)
+    clustered = opt.cluster_by is not None
+    cluster = None
+    if clustered:
+        assert opt.cluster_by is not None
+        if opt.cluster_by not in battles.clusters:
+            battles.aggregate(opt.cluster_by)  # raises the usual "no such column" error
+        cluster = battles.clusters[opt.cluster_by]
+    n = len(battles)
+    data = ContextualData(
+        n_models=battles.n_models,
+        a=battles.a,
+        b=battles.b,
+        score=A_SCORE[battles.outcome],
+        weight=np.ones(n) if battles.weight is None else battles.weight,
+        x=x,
+        cluster=cluster,
+    )
+    m = battles.n_models
+    # The plain fit (cheap: it runs on counts) is both the comparison the table reports and
+    # the contextual fit's starting point, which saves it a Newton step or two.
+    plain_theta = fit_bt(counts, l2=opt.l2).theta
+    start = np.concatenate([plain_theta, np.zeros(x.shape[1])])
+    fit = fit_contextual(data, l2=opt.l2, style_l2=opt.style_l2, params0=start)
+    rating = _scale(CENTER + ELO_SCALE * fit.theta, anchor, opt)
+    plain = _scale(CENTER + ELO_SCALE * plain_theta, anchor, opt)
+    z = float(ndtri(0.5 + opt.level / 2))
+    if opt.ci == "none":
+        lower, upper, samples = rating.copy(), rating.copy(), None
+        b_lo, b_hi = fit.beta.copy(), fit.beta.copy()
+    elif opt.ci == "sandwich":
+        cov = contextual_covariance(fit, data, clustered=clustered)
+        theta_cov = cov[:m, :m] if anchor is None else contrast_covariance(cov[:m, :m], anchor)
+        lower, upper, samples = normal_intervals(
+            rating, theta_cov * ELO_SCALE**2, opt.level, opt.rounds, opt.seed
+        )
+        half = z * np.sqrt(np.maximum(np.diag(cov)[m:], 0.0))
+        b_lo, b_hi = fit.beta - half, fit.beta + half
+    else:
+        reps = contextual_bootstrap(
+            data, fit, rounds=opt.rounds, seed=opt.seed, clustered=clustered, progress=progress
+        )
+        samples = _scale(CENTER + ELO_SCALE * reps[:, :m], anchor, opt)
+        lower, upper = percentile_interval(samples, opt.level)
+        b_lo, b_hi = percentile_interval(reps[:, m:], opt.level)
+    summary = StyleControl(STYLE_FEATURES, fit.beta.copy(), b_lo, b_hi, plain)
+    return rating, lower, upper, samples, summary
+
+
+@dataclass(frozen=True, eq=False)
+class RankConfidence:
+    """Rank statistics over rating replicates (see :func:`rank_confidence`)."""
+
+    p_rank1: FloatArray
+    best: npt.NDArray[np.int64]
+    worst: npt.NDArray[np.int64]
+
+
+def rank_confidence(samples: FloatArray, level: float = 0.95) -> RankConfidence:
+    """Rank statistics from replicates of the ratings (one row per replicate).
+
+    Parameters
+    ----------
+    samples
+        ``R x m`` ratings (bootstrap rounds, or draws from the normal approximation).
+    level
+        Coverage of the rank interval.
+
+    Returns
+    -------
+    RankConfidence
+        ``p_rank1[i]``: share of replicates in which ``i`` ranks first (a tie for first
+        counts for every tied model); ``best``/``worst``: the central ``level`` interval of
+        ``i``'s rank (rank = 1 + number of models rated strictly higher in that replicate).
+
+    Raises
+    ------
+    ValueError
+        No replicates, or a level outside (0, 1).
+    """
+    s = np.asarray(samples, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] < 1:
+        raise ValueError("rank_confidence needs at least one replicate (R x m)")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    r, m = s.shape
+    # Sorting each replicate once gives every rank by binary search: R m log m, not R m^2.
+    srt = np.sort(s, axis=1)
+    ranks = np.empty((r, m), dtype=np.int64)
+    for k in range(r):
+        ranks[k] = 1 + m - np.searchsorted(srt[k], s[k], side="right")
+    p_rank1 = (ranks == 1).mean(axis=0)
+    lo = (1.0 - level) / 2.0
+    best = np.quantile(ranks, lo, axis=0, method="lower").astype(np.int64)
+    worst = np.quantile(ranks, 1.0 - lo, axis=0, method="higher").astype(np.int64)
+    return RankConfidence(p_rank1, best, worst)
+
+
+def p_rated_above(samples: FloatArray) -> FloatArray:
+    """``P[i, j]``: share of replicates (rows of ``samples``) with ``i`` rated above ``j``.
+
+    ``m x m``, so it is built only when asked for (``--matrices``), in blocks of replicates.
+    """
+    s = np.asarray(samples, dtype=np.float64)
+    r, m = s.shape
+    above = np.zeros((m, m))
+    step = max(1, 2_000_000 // max(m * m, 1))  # bounded memory: ~2M booleans per block
+    for start in range(0, r, step):
+        blk = s[start : start + step]
+        above += (blk[:, :, None] > blk[:, None, :]).sum(axis=0)
+    out: FloatArray = above / r
+    return out
+
+
+def _scale(rating: FloatArray, anchor: int | None, opt: RatingOptions) -> FloatArray:
+    """Mean-1000 ratings, or ratings relative to the anchor model pinned at its value."""
+    if anchor is None or opt.anchor is None:
+        return rating
+    return rating - rating[..., anchor, None] + opt.anchor[1]
 
 
 def rank_ranges(lower: FloatArray, upper: FloatArray) -> tuple[npt.NDArray[np.int64], ...]:
@@ -391,16 +650,17 @@ def _bt_intervals(
     rating: FloatArray,
     opt: RatingOptions,
     progress: ProgressFactory | None,
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     if opt.ci == "none":
-        return rating.copy(), rating.copy()
+        return rating.copy(), rating.copy(), None
     clustered = opt.cluster_by is not None
     ccounts = battles.aggregate(opt.cluster_by) if clustered else counts
+    anchor = None if opt.anchor is None else counts.models.index(opt.anchor[0])
     if opt.ci in ("sandwich", "fisher"):
-        cov = covariance(fit, ccounts, opt.ci, cluster_by_cells=clustered and opt.ci == "sandwich")
-        z = float(ndtri(0.5 + opt.level / 2))
-        half = z * ELO_SCALE * np.sqrt(np.maximum(np.diag(cov), 0.0))
-        return rating - half, rating + half
+        cov = covariance(fit, ccounts, opt.ci, cluster_by_cells=clustered)
+        if anchor is not None:
+            cov = contrast_covariance(cov, anchor)
+        return normal_intervals(rating, cov * ELO_SCALE**2, opt.level, opt.rounds, opt.seed)
     samples = bootstrap_thetas(
         ccounts,
         fit,
@@ -410,15 +670,77 @@ def _bt_intervals(
         l2=opt.l2,
         progress=progress,
     )
-    lo, hi = percentile_interval(CENTER + ELO_SCALE * samples, opt.level)
-    return lo, hi
+    scaled = _scale(CENTER + ELO_SCALE * samples, anchor, opt)
+    lo, hi = percentile_interval(scaled, opt.level)
+    return lo, hi, scaled
+
+
+def contrast_covariance(cov: FloatArray, anchor: int) -> FloatArray:
+    """Covariance of ``theta_i - theta_anchor`` from that of ``theta`` (zero for the anchor).
+
+    Parameters
+    ----------
+    cov
+        ``m x m`` covariance (any gauge).
+    anchor
+        Index of the pinned model.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``m x m`` covariance of the contrasts against ``anchor``.
+    """
+    c = np.asarray(cov, dtype=np.float64)
+    row = c[anchor]
+    out = c - row[None, :] - row[:, None] + c[anchor, anchor]
+    sym: FloatArray = 0.5 * (out + out.T)
+    return sym
+
+
+def normal_intervals(
+    rating: FloatArray, cov: FloatArray, level: float, draws: int, seed: int
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+    """Wald intervals from a rating covariance, plus seeded draws of the normal approximation.
+
+    Parameters
+    ----------
+    rating
+        Point ratings (``m``).
+    cov
+        Their covariance in rating units (``m x m``).
+    level
+        Confidence level.
+    draws
+        Number of normal draws returned (for rank confidence).
+    seed
+        Seed of the draws.
+
+    Returns
+    -------
+    tuple
+        ``(lower, upper, draws x m samples)``; the samples are ``None`` above
+        ``RANK_DRAW_MAX_MODELS`` models (an eigen-decomposition and ``draws x m x m`` work:
+        P(#1) and rank intervals are then left out; the bootstrap still gives them).
+    """
+    z = float(ndtri(0.5 + level / 2))
+    half = z * np.sqrt(np.maximum(np.diag(cov), 0.0))
+    if rating.shape[0] > RANK_DRAW_MAX_MODELS:
+        return rating - half, rating + half, None
+    # Eigen-decomposition instead of Cholesky: the covariance is singular along the gauge
+    # (mean-zero or anchored) direction.
+    vals, vecs = np.linalg.eigh(cov)
+    root = vecs * np.sqrt(np.maximum(vals, 0.0))
+    rng = np.random.default_rng(seed)
+    samples = rating + rng.standard_normal((draws, rating.shape[0])) @ root.T
+    return rating - half, rating + half, samples
 
 
 def _elo_intervals(
     battles: Battles, rating: FloatArray, opt: RatingOptions, progress: ProgressFactory | None
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     if opt.ci == "none":
-        return rating.copy(), rating.copy()
+        return rating.copy(), rating.copy(), None
+    anchor = None if opt.anchor is None else battles.models.index(opt.anchor[0])
     # Online Elo depends on order, so its bootstrap resamples battles *and* shuffles them
     # (a uniform draw with replacement is already in random order).
     rng = np.random.default_rng(opt.seed)
@@ -430,13 +752,14 @@ def _elo_intervals(
         for r in range(opt.rounds):
             idx = base[rng.integers(0, n, n)]
             s = online_elo(battles, opt.elo, order=idx)
-            samples[r] = s - s.mean() + CENTER
+            samples[r] = _scale(s - s.mean() + CENTER, anchor, opt)
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    return percentile_interval(samples, opt.level)
+    lo, hi = percentile_interval(samples, opt.level)
+    return lo, hi, samples
 
 
 def _predicted(strength: FloatArray, scale: float, base: float) -> FloatArray:

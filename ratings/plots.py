@@ -24,6 +24,7 @@ __all__ = [
     "capability_density_plot",
     "history_plot",
     "open_gap_plot",
+    "predicted_win_rate_heatmap",
     "price_plot",
     "rating_ci_plot",
     "rating_vs_size_plot",
@@ -55,7 +56,8 @@ def rating_ci_plot(lb: Leaderboard) -> Figure:
     ax.set_ylim(-0.7, n - 0.3)
     level = int(lb.options.level * 100)
     ax.set_xlabel(f"rating ({level}% CI)")
-    ax.set_title(f"Ratings — {lb.options.method.upper()}, {lb.n_battles} battles")
+    method = lb.options.method.upper() + (", style-controlled" if lb.options.style_control else "")
+    ax.set_title(f"Ratings — {method}, {lb.n_battles} battles")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -92,6 +94,13 @@ def _heatmap(lb: Leaderboard, values: np.ndarray, title: str, fmt: str, cmap: st
 def win_rate_heatmap(lb: Leaderboard) -> Figure:
     """Observed fraction of points model A (row) scored against model B (column)."""
     return _heatmap(lb, lb.win_rates, "Win rate of A over B (ties = 1/2)", ".2f", "RdBu")
+
+
+def predicted_win_rate_heatmap(lb: Leaderboard) -> Figure:
+    """The fit's P(model A (row) beats model B (column))."""
+    pred = lb.predicted_win_rates.copy()
+    np.fill_diagonal(pred, np.nan)
+    return _heatmap(lb, pred, "Predicted P(A beats B) from the fit", ".2f", "RdBu")
 
 
 def battle_count_heatmap(lb: Leaderboard) -> Figure:
@@ -132,7 +141,8 @@ def write_plots(
     -------
     list of pathlib.Path
         The files written: ``ratings_ci.png``, ``win_rate_heatmap.png``,
-        ``battle_count_heatmap.png`` and, when sizes are given, ``rating_vs_size.png``.
+        ``battle_count_heatmap.png``, ``predicted_win_rate_heatmap.png`` and, when sizes
+        are given, ``rating_vs_size.png``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,6 +150,7 @@ def write_plots(
         "ratings_ci.png": rating_ci_plot(lb),
         "win_rate_heatmap.png": win_rate_heatmap(lb),
         "battle_count_heatmap.png": battle_count_heatmap(lb),
+        "predicted_win_rate_heatmap.png": predicted_win_rate_heatmap(lb),
     }
     if params_b:
         figures["rating_vs_size.png"] = rating_vs_size_plot(lb, params_b)

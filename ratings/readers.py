@@ -23,6 +23,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ratings.context import (
+    CATEGORY_TAG_TYPE,
+    CONV_METADATA_TYPE,
+    check_context,
+    context_columns,
+    flat_context_columns,
+    from_flat_columns,
+    struct_array,
+)
 from ratings.data import WINNER_CODES, BattleDataError, Battles
 from ratings.records import RecordError, check_record, from_text, table_passes
 
@@ -61,8 +70,14 @@ _SCHEMA = pa.schema(
         ("weight", pa.float64()),
         ("exclusion", pa.string()),
         ("address_hash", pa.string()),
+        ("conv_metadata", CONV_METADATA_TYPE),
+        ("category_tag", CATEGORY_TAG_TYPE),
     ]
 )
+_STRUCT_COLS = ("conv_metadata", "category_tag")
+# Without the nested context: parsing conv_metadata costs ~40% more time on an LMSYS-style
+# JSONL log, so readers that do not need style counts or tags skip it.
+_PLAIN_SCHEMA = pa.schema([f for f in _SCHEMA if f.name not in _STRUCT_COLS])
 _CLUSTER_COLS = ("judge", "question_id")
 
 
@@ -105,6 +120,7 @@ def read_battles(
     include_named: bool = False,
     include_excluded: bool = False,
     cluster_columns: tuple[str, ...] = _CLUSTER_COLS,
+    with_context: bool = True,
 ) -> Battles:
     """Read a battle log.
 
@@ -113,7 +129,9 @@ def read_battles(
     path
         The file.  Required fields: ``model_a``, ``model_b``, ``winner``; optional:
         ``tstamp``, ``judge``, ``question_id``, ``turn``, ``anony``, ``language``, ``weight``,
-        ``exclusion``.  Other fields (e.g. ``conversation_a``) are ignored.
+        ``exclusion``, ``conv_metadata`` and ``category_tag`` (see :mod:`ratings.context`;
+        flattened ``conv_metadata.x.y`` columns in CSV).  Other fields (e.g.
+        ``conversation_a``) are ignored.
     include_named
         Keep battles whose ``anony`` field is false (side-by-side votes where the voter knew
         the names).  By default they are left out, as on the public leaderboards, and the
@@ -126,6 +144,10 @@ def read_battles(
         Which of ``judge``, ``question_id`` and ``address_hash`` (a keyed hash of the client
         address prefix, read by the sybil group test) to keep as cluster columns (encoding a
         high-cardinality column costs time on big logs; pass only what is needed).
+    with_context
+        Read ``conv_metadata`` and ``category_tag`` (style counts and category flags).
+        ``False`` skips parsing them in JSONL logs, which is faster; other formats read them
+        anyway.
 
     Returns
     -------
@@ -143,7 +165,7 @@ def read_battles(
     check_input_file(p)
     fmt, gz = detect_format(p)
     try:
-        table, line_of = _read_fast(p, fmt, gz)
+        table, line_of = _read_fast(p, fmt, gz, with_context)
         table = _blank_to_null(table)
         if not table_passes(table):
             raise _SlowPath
@@ -273,7 +295,9 @@ def _first_byte(p: Path, gz: bool) -> bytes:
     return b""
 
 
-def _read_fast(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None]:
+def _read_fast(
+    p: Path, fmt: str, gz: bool, with_context: bool = True
+) -> tuple[pa.Table, np.ndarray | None]:
     if fmt == "jsonl":
         import pyarrow.json as pj
 
@@ -282,6 +306,7 @@ def _read_fast(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None
         # like a JSON object goes to it; anything else gets the slow path's precise error.
         if _first_byte(p, gz) != b"{":
             raise _SlowPath
+        schema = _SCHEMA if with_context else _PLAIN_SCHEMA
 
         # The streaming reader with small blocks beats read_json() here by ~2x in time and
         # memory (355 MB of JSONL: 1.2 s and ~220 MB peak, measured on 2 cores).
@@ -290,10 +315,10 @@ def _read_fast(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None
                 stream,
                 read_options=pj.ReadOptions(block_size=1 << 20),
                 parse_options=pj.ParseOptions(
-                    explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"
+                    explicit_schema=schema, unexpected_field_behavior="ignore"
                 ),
             )
-            table = pa.Table.from_batches(list(reader), schema=_SCHEMA)
+            table = pa.Table.from_batches(list(reader), schema=schema)
         return table, None  # line numbers are only worked out on the slow path
     if fmt == "csv":
         import pyarrow.csv as pcsv
@@ -301,7 +326,10 @@ def _read_fast(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None
         with _open_stream(p, gz) as stream:
             head = pcsv.read_csv(stream, read_options=pcsv.ReadOptions(block_size=1 << 16))
         names = head.column_names
-        types = {f.name: f.type for f in _SCHEMA if f.name in names}
+        # CSV has no nested values: conv_metadata and category_tag come only flattened
+        # (conv_metadata.header_count_a.h1, ...); a plain column of that name is ignored.
+        types = {f.name: f.type for f in _PLAIN_SCHEMA if f.name in names}
+        types.update({k: t for k, t in flat_context_columns().items() if k in names})
         with _open_stream(p, gz) as stream:
             table = pcsv.read_csv(
                 stream,
@@ -317,7 +345,7 @@ def _read_fast(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None
                     false_values=["false", "False", "FALSE", "0"],
                 ),
             )
-        return table, None
+        return from_flat_columns(table), None
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -334,10 +362,20 @@ def _read_fast(p: Path, fmt: str, gz: bool) -> tuple[pa.Table, np.ndarray | None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise _SlowPath
     cols = {name: [r.get(name) for r in records] for name in _SCHEMA.names}
+    if any(check_context(r) for r in records):
+        raise _SlowPath
     try:
         # Types are inferred, then held to the schema's families: an explicit type would let
-        # pyarrow turn `false` into a 0.0 tstamp, which the record rules refuse.
-        inferred = pa.table({name: pa.array(values) for name, values in cols.items()})
+        # pyarrow turn `false` into a 0.0 tstamp, which the record rules refuse.  The nested
+        # context (already checked above) gets its fixed struct types.
+        inferred = pa.table(
+            {
+                name: struct_array(values, _SCHEMA.field(name).type)
+                if name in _STRUCT_COLS
+                else pa.array(values)
+                for name, values in cols.items()
+            }
+        )
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
         raise _SlowPath from None
     return _cast_columns(inferred, str(p)), None
@@ -350,6 +388,14 @@ def _cast_columns(table: pa.Table, source: str) -> pa.Table:
     for name in table.column_names:
         col = table[name]
         target = _SCHEMA.field(name).type
+        if name in _STRUCT_COLS:
+            # Nested context: Arrow matches struct fields by name; a shape it cannot cast
+            # goes to the slow path, where the context rules name the field.
+            try:
+                cols[name] = col.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                raise _SlowPath from None
+            continue
         kind = col.type
         if pa.types.is_dictionary(kind):
             kind = kind.value_type
@@ -464,20 +510,14 @@ def _to_battles(
     battles = Battles.from_codes(
         names, a, b, outcome, weight=weight, clusters=clusters, tstamp=tstamp, source=source
     )
+    # Style counts, tags and languages ride along, row for row, through the filters below.
+    context = context_columns(table)
+    if context:
+        battles = battles.with_context(**context)
     if mask is not None:
         battles = battles.select(mask)
-    if notes:
-        battles = Battles(
-            battles.models,
-            battles.a,
-            battles.b,
-            battles.outcome,
-            battles.weight,
-            battles.clusters,
-            battles.tstamp,
-            battles.source,
-            tuple(notes),
-        )
+    for note in notes:
+        battles = battles.with_note(note)
     return battles
 
 
@@ -559,9 +599,40 @@ def _csv_rows(source: str, text: str) -> Iterator[tuple[int | None, int | None, 
                 raise BattleDataError(
                     source, "more values than header columns", line=reader.line_num
                 )
-            yield reader.line_num, None, {k: from_text(k, v) for k, v in rec.items()}
+            cells = {k: from_text(k, v) for k, v in rec.items()}
+            yield reader.line_num, None, _nest_context(cells)
     except csv.Error as exc:
         raise BattleDataError(source, f"malformed CSV ({exc})", line=reader.line_num) from None
+
+
+def _nest_context(rec: dict[str, Any]) -> dict[str, Any]:
+    """CSV's flattened ``conv_metadata.a.b`` / ``category_tag.x`` cells as nested objects,
+    with their text typed (integers, true/false) so the checks see what JSON would give."""
+    out: dict[str, Any] = {}
+    for key, value in rec.items():
+        if key in _STRUCT_COLS:
+            continue  # only the flattened columns count in CSV (as on the fast path)
+        if not key.startswith(("conv_metadata.", "category_tag.")):
+            out[key] = value
+            continue
+        if value is None:
+            continue
+        parts = key.split(".")
+        node = out.setdefault(parts[0], {})
+        for part in parts[1:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _typed_cell(value)
+    return out
+
+
+def _typed_cell(value: str) -> Any:
+    low = value.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(value)
+    except ValueError:
+        return value  # left as text: the context check names it
 
 
 def _rows_to_table(
@@ -575,8 +646,14 @@ def _rows_to_table(
             checked = check_record(rec)
         except RecordError as exc:
             raise BattleDataError(source, exc.reason, field=exc.field, **where) from None
+        problem = check_context(rec)
+        if problem is not None:
+            raise BattleDataError(source, problem[1], field=problem[0], **where)
         for f in _SCHEMA:
-            cols[f.name].append(getattr(checked, f.name))
+            if f.name in _STRUCT_COLS:
+                cols[f.name].append(rec.get(f.name))
+            else:
+                cols[f.name].append(getattr(checked, f.name))
         lines.append(line if line is not None else -1)
     if not lines:
         raise BattleDataError(source, "no battles (the file is empty)")
@@ -587,5 +664,12 @@ def _rows_to_table(
         raise BattleDataError(
             source, "weight is missing here but given elsewhere", field="weight", **where
         )
-    table = pa.table({k: pa.array(v, type=_SCHEMA.field(k).type) for k, v in present.items()})
+    table = pa.table(
+        {
+            k: struct_array(v, _SCHEMA.field(k).type)
+            if k in _STRUCT_COLS
+            else pa.array(v, type=_SCHEMA.field(k).type)
+            for k, v in present.items()
+        }
+    )
     return table, np.asarray(lines)

@@ -139,13 +139,18 @@ class Record:
 _MODEL_NAME = re.compile(r"[^\W_](?:[\w .:+/()@,'#-]*[\w)])?")
 
 
-def model_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a stored model name, or ``None`` when it can.
+# The same rule for pyarrow's RE2, over the distinct names only; it may be stricter than
+# the Python rule (a name it refuses goes to the row-by-row check), never looser.
+_MODEL_NAME_RE2 = r"^[\pL\pN](?:[\pL\pN_ .:+/()@,'#-]*[\pL\pN_)])?$"
 
-    The rule of ``arena import`` (a rating file may name models as it likes: its names are
-    only ever escaped into an export).  It allows what real model names use -- letters and
-    digits of any script, spaces and ``. : + / ( ) @ , ' # - _`` inside -- and nothing that
-    means something in HTML or Markdown.
+
+def model_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a model name, or ``None`` when it can.
+
+    Model names are stored and shown to every visitor, so every reader and ``arena import``
+    apply this rule: letters and digits of any script, spaces and ``. : + / ( ) @ , ' # -
+    _`` inside, and nothing that means something in HTML or Markdown (issue 11).  Real arena
+    logs (LMSYS, LLMFAO) pass it.
     """
     if not _MODEL_NAME.fullmatch(name):
         bad = sorted({c for c in name if not (c.isalnum() or c in " .:+/()@,'#-_")})
@@ -234,6 +239,9 @@ def check_record(rec: Any) -> Record:
     model_a = check_text("model_a", rec.get("model_a"), required=True)
     model_b = check_text("model_b", rec.get("model_b"), required=True)
     assert model_a is not None and model_b is not None
+    for side, name in (("model_a", model_a), ("model_b", model_b)):
+        if (problem := model_name_problem(name)) is not None:
+            raise RecordError(side, f"{name!r} {problem}")
     if model_a == model_b:
         raise RecordError("model_b", f"model {model_a!r} plays itself")
     winner = rec.get("winner")
@@ -315,6 +323,10 @@ def table_passes(table: pa.Table) -> bool:
         return False
     if pc.any(pc.equal(table["model_a"], table["model_b"])).as_py():
         return False
+    for side in ("model_a", "model_b"):
+        distinct = pc.unique(table[side])
+        if not pc.all(pc.match_substring_regex(distinct, _MODEL_NAME_RE2)).as_py():
+            return False
     for name, limit in FIELD_LIMITS.items():
         if name not in names:
             continue

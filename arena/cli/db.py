@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -111,6 +112,72 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_db_argument(cur)
     cur.set_defaults(handler=run_current)
+    back = actions.add_parser(
+        "backfill-style",
+        help="compute style features and category tags for battles that have none",
+        description="Compute the style counts (answer tokens, markdown headers, list items, "
+        "bold spans) and category tags of every battle with answers stored before they "
+        "were computed at vote time. Safe to re-run: battles that have them are skipped.",
+    )
+    add_db_argument(back)
+    back.set_defaults(handler=run_backfill_style)
+    tag = actions.add_parser(
+        "retag",
+        help="re-run the category tagger over stored battles",
+        description="Recompute the category tags (language, coding, math, multi_turn, "
+        "long_query) of battles tagged by another tagger version, or of all with --all. "
+        "Style counts are left as they are.",
+    )
+    add_db_argument(tag)
+    tag.add_argument(
+        "--all", action="store_true", help="retag every battle, whatever version tagged it"
+    )
+    tag.set_defaults(handler=run_retag)
+
+
+def _tagger(settings: Settings) -> Any:
+    """The category tagger over ``ARENA_TAG_LANGUAGES``; a bad name is a ``CliError``."""
+    from arena.features import tagger_from_settings
+
+    try:
+        return tagger_from_settings(settings)
+    except ValueError as exc:
+        raise CliError(f"ARENA_TAG_LANGUAGES: {exc}") from None
+
+
+def _features_command(args: argparse.Namespace, everything: bool | None) -> int:
+    from arena.features import backfill_style, retag
+
+    url = database_url(args)
+    try:
+        tagger = _tagger(Settings.from_env())
+        engine = open_database(url)
+    except CliError as exc:
+        return fail(str(exc))
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 1000 == 0:
+            print(f"{done}/{total} battles", file=sys.stderr)
+
+    try:
+        if everything is None:
+            n = backfill_style(engine=engine, tagger=tagger, progress=progress)
+            what = "style features and tags computed"
+        else:
+            n = retag(engine=engine, tagger=tagger, everything=everything, progress=progress)
+            what = f"retagged with {tagger.version}"
+    finally:
+        engine.dispose()
+    print(f"{redact_url(url)}: {n} battles {what}", file=sys.stderr)
+    return 0
+
+
+def run_backfill_style(args: argparse.Namespace) -> int:
+    return _features_command(args, None)
+
+
+def run_retag(args: argparse.Namespace) -> int:
+    return _features_command(args, bool(args.all))
 
 
 def run_upgrade(args: argparse.Namespace) -> int:

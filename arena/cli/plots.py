@@ -17,6 +17,7 @@ from arena.cli.insight_args import (
 from arena.cli.rating_args import (
     add_rating_arguments,
     add_source_arguments,
+    apply_filters,
     drop_flagged_voters,
     load_battles,
     option_error_message,
@@ -33,10 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plots",
         help="write leaderboard plots as PNG files",
-        description="Write ratings_ci.png, win_rate_heatmap.png and battle_count_heatmap.png "
-        "(and rating_vs_size.png when --roster gives model sizes) into --out DIR; "
-        "history.png (monthly snapshots) when the votes have timestamps; and "
-        "capability_density.png, open_gap.png and price.png with --metadata.",
+        description="Write ratings_ci.png, win_rate_heatmap.png, battle_count_heatmap.png and "
+        "predicted_win_rate_heatmap.png (and rating_vs_size.png when --roster gives model "
+        "sizes) into --out DIR; history.png (monthly snapshots) when the votes have "
+        "timestamps; and capability_density.png, open_gap.png and price.png with --metadata.",
     )
     add_source_arguments(p)
     add_rating_arguments(p)
@@ -75,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         options = options_from_args(args)
-        battles = drop_flagged_voters(apply_as_of(load_battles(args), args.as_of), args)
+        battles = apply_filters(
+            drop_flagged_voters(apply_as_of(load_battles(args), args.as_of), args), args
+        )
         sizes = _sizes(args.roster)
         lb = compute_leaderboard(battles, options, progress=progress_factory(args, "bootstrap"))
         meta = load_metadata(args.metadata, lb.models)

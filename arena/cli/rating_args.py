@@ -7,6 +7,8 @@ import argparse
 import re
 import sys
 
+import numpy as np
+
 from arena.cli.common import progress_bar
 from ratings import BattleDataError, Battles, EloOptions, RatingOptions, read_battles
 from ratings.bootstrap import ProgressBar, ProgressFactory
@@ -15,14 +17,17 @@ from ratings.leaderboard import CI_METHODS, METHODS, OptionError
 __all__ = [
     "add_rating_arguments",
     "add_source_arguments",
+    "apply_filters",
     "database_url",
     "drop_flagged_voters",
     "fragile_notes",
     "load_battles",
+    "needs_context",
     "option_error_message",
     "options_from_args",
     "parse_anchor",
     "progress_factory",
+    "select_category",
 ]
 
 
@@ -36,6 +41,10 @@ def parse_anchor(text: str) -> tuple[str, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"anchor value {value!r} is not a number") from None
 
+
+# The tagger's categories (arena.features.CATEGORIES), spelled out so that --help needs no
+# import of the tagger.
+_CATEGORY_CHOICES = ("coding", "math", "multi_turn", "long_query", "hard_prompt")
 
 _CLUSTER_ALIASES = {"judge": "judge", "user": "judge", "question_id": "question_id",
                     "prompt": "question_id"}  # fmt: skip
@@ -90,8 +99,8 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
         "--ci",
         choices=CI_METHODS,
         default=None,
-        help="confidence intervals: sandwich (default for bt), fisher, bootstrap, none "
-        "(default for elo)",
+        help="confidence intervals: sandwich (default for bt), fisher (not with --cluster-by "
+        "or weights), bootstrap, none (default for elo)",
     )
     g.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default 1000)")
     g.add_argument(
@@ -108,7 +117,9 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
         type=parse_anchor,
         default=None,
         metavar="MODEL=VALUE",
-        help="shift the scale so MODEL has rating VALUE (default: mean rating 1000)",
+        help="pin MODEL at rating VALUE inside the fit (every bootstrap round; a contrast for "
+        "the sandwich): its interval has zero width, the others are relative to it "
+        "(default: mean rating 1000)",
     )
     g.add_argument(
         "--min-battles",
@@ -141,6 +152,34 @@ def add_rating_arguments(p: argparse.ArgumentParser) -> None:
         "model, sybil groups, agreement; see arena audit and docs/integrity.md; needs a judge "
         "column), and note models whose rating rests on a handful of voters",
     )
+    g.add_argument(
+        "--style-control",
+        action="store_true",
+        help="Bradley-Terry with LMArena's style covariates (answer tokens, headers, lists, "
+        "bold: (a-b)/(a+b+1), standardised); needs conv_metadata in the log or style "
+        "features in the database",
+    )
+    g.add_argument(
+        "--style-l2",
+        type=float,
+        default=0.0,
+        metavar="L2",
+        help="ridge penalty on the style coefficients, summed-log-likelihood units "
+        "(default 0; arena-rank's reg=r is r x the number of battles)",
+    )
+    g.add_argument(
+        "--category",
+        choices=_CATEGORY_CHOICES,
+        default=None,
+        help="rate only the battles tagged with this category (from the log's category_tag "
+        "or the database's tags)",
+    )
+    g.add_argument(
+        "--language",
+        default=None,
+        metavar="NAME",
+        help="rate only the battles in this language (e.g. German; case-insensitive)",
+    )
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -156,6 +195,8 @@ OPTION_FLAGS = {
     "min_battles": "--min-battles",
     "l2": "--l2",
     "level": "--level",
+    "style_control": "--style-control",
+    "style_l2": "--style-l2",
 }
 
 
@@ -188,6 +229,8 @@ def options_from_args(args: argparse.Namespace) -> RatingOptions:
         l2=args.l2,
         level=args.level,
         elo=EloOptions(k=args.elo_k, base=args.elo_base, scale=args.elo_scale, init=args.elo_init),
+        style_control=getattr(args, "style_control", False),
+        style_l2=getattr(args, "style_l2", 0.0),
     )
 
 
@@ -243,8 +286,86 @@ def load_battles(args: argparse.Namespace) -> Battles:
             include_named=args.include_named,
             include_excluded=args.include_excluded,
             cluster_columns=wanted,
+            with_context=needs_context(args),
         )
     return _load_from_db(url, args)
+
+
+def needs_context(args: argparse.Namespace) -> bool:
+    """Whether the options read style counts, category tags or languages."""
+    return bool(
+        getattr(args, "style_control", False)
+        or getattr(args, "category", None)
+        or getattr(args, "language", None)
+        or getattr(args, "by", None)
+    )
+
+
+def apply_filters(battles: Battles, args: argparse.Namespace) -> Battles:
+    """Apply ``--category`` and ``--language``; the notes say what was kept.
+
+    Raises
+    ------
+    BattleDataError
+        The source has no tags (or languages), or no battle matches.
+    """
+    category = getattr(args, "category", None)
+    language = getattr(args, "language", None)
+    if category:
+        battles = select_category(battles, category)
+    if language:
+        if battles.language is None or not any(x is not None for x in battles.language):
+            raise BattleDataError(
+                battles.source,
+                "--language needs a language per battle (the log's 'language' field, or "
+                "the database's tags: arena db backfill-style)",
+                field="language",
+            )
+        want = language.strip().casefold()
+        mask = np.array(
+            [isinstance(x, str) and x.casefold() == want for x in battles.language], dtype=bool
+        )
+        if not mask.any():
+            found = sorted({x for x in battles.language if isinstance(x, str)})
+            raise BattleDataError(
+                battles.source,
+                f"no battles in language {language!r} (found: {', '.join(found[:12])})",
+                field="language",
+            )
+        battles = battles.select(
+            mask, f"--language {language}: kept {int(mask.sum())} of {len(battles)} battles"
+        )
+    return battles
+
+
+def select_category(battles: Battles, category: str) -> Battles:
+    """The battles tagged ``category``, with a note.
+
+    Raises
+    ------
+    BattleDataError
+        The source has no tags for this category, or no battle has it.
+    """
+    if category not in battles.categories:
+        raise BattleDataError(
+            battles.source,
+            f"no {category!r} tags in this source (logs carry them in category_tag; for the "
+            "database run arena db backfill-style)",
+            field="category_tag",
+        )
+    mask = battles.categories[category]
+    if not mask.any():
+        hint = (
+            " (hard_prompt needs a judge model; none tagged it)"
+            if category == "hard_prompt"
+            else ""
+        )
+        raise BattleDataError(
+            battles.source, f"no battles tagged {category!r}{hint}", field="category_tag"
+        )
+    return battles.select(
+        mask, f"--category {category}: kept {int(mask.sum())} of {len(battles)} battles"
+    )
 
 
 def drop_flagged_voters(battles: Battles, args: argparse.Namespace) -> Battles:
@@ -255,11 +376,9 @@ def drop_flagged_voters(battles: Battles, args: argparse.Namespace) -> Battles:
 
     keep, n_flagged = flagged_voter_mask(battles)
     dropped = int((~keep).sum())
-    print(
-        f"note: --exclude-flagged left out {dropped} votes of {n_flagged} flagged voters",
-        file=sys.stderr,
-    )
-    return battles.select(keep) if dropped else battles
+    note = f"--exclude-flagged left out {dropped} votes of {n_flagged} flagged voters"
+    print(f"note: {note}", file=sys.stderr)
+    return battles.select(keep, note) if dropped else battles.with_note(note)
 
 
 def fragile_notes(battles: Battles, args: argparse.Namespace) -> tuple[str, ...]:
@@ -303,6 +422,7 @@ def _load_from_db(url: str, args: argparse.Namespace) -> Battles:
             with_clusters=bool(
                 getattr(args, "cluster_by", None) or getattr(args, "exclude_flagged", False)
             ),
+            with_context=needs_context(args),
         )
     except SQLAlchemyError as exc:
         raise BattleDataError(

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from arena.cli.common import fail, return_freed_memory
 from arena.cli.insight_args import (
@@ -15,17 +16,28 @@ from arena.cli.insight_args import (
     load_metadata,
 )
 from arena.cli.rating_args import (
+    _CATEGORY_CHOICES,
     add_rating_arguments,
     add_source_arguments,
+    apply_filters,
     drop_flagged_voters,
     fragile_notes,
     load_battles,
     option_error_message,
     options_from_args,
     progress_factory,
+    select_category,
 )
-from ratings import BattleDataError, ConvergenceError, compute_leaderboard, format_leaderboard
-from ratings.export import FORMATS
+from ratings import (
+    BattleDataError,
+    Battles,
+    ConvergenceError,
+    Leaderboard,
+    RatingOptions,
+    compute_leaderboard,
+    format_leaderboard,
+)
+from ratings.export import FORMATS, format_by_category
 from ratings.leaderboard import OptionError
 
 __all__ = ["register", "run"]
@@ -53,6 +65,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     out.add_argument("--out", type=Path, default=None, metavar="PATH", help="write to PATH")
     add_metadata_argument(out)
+    out.add_argument(
+        "--by",
+        choices=("category",),
+        default=None,
+        help="category: print each model's rank in every category next to its overall "
+        "rank, with the change (table, md, csv or json)",
+    )
+    out.add_argument(
+        "--matrices",
+        action="store_true",
+        help="json only: add the fit's predicted win-rate matrix P(i beats j) and the "
+        "replicates' P(i rated above j)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -61,13 +86,19 @@ def run(args: argparse.Namespace) -> int:
     fmt = args.format
     if fmt is None:
         fmt = _SUFFIX_FORMAT.get(args.out.suffix.lower(), "table") if args.out else "table"
+    if args.by == "category" and (fmt == "html" or args.matrices):
+        return fail("--by category writes table, md, csv or json (without --matrices)")
     try:
         options = options_from_args(args)
-        battles = drop_flagged_voters(apply_as_of(load_battles(args), args.as_of), args)
+        battles = apply_filters(
+            drop_flagged_voters(apply_as_of(load_battles(args), args.as_of), args), args
+        )
         lb = compute_leaderboard(battles, options, progress=progress_factory(args, "bootstrap"))
         if notes := fragile_notes(battles, args):
             lb = dataclasses.replace(lb, notes=lb.notes + notes)
         meta = load_metadata(args.metadata, lb.models)
+        if args.by == "category":
+            return _write(args, format_by_category(lb, _boards(battles, options, args), fmt), lb)
     except OptionError as exc:
         return fail(option_error_message(exc))
     except (BattleDataError, ValueError) as exc:
@@ -77,7 +108,34 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for warning in lb.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    text = format_leaderboard(lb, fmt, meta)
+    if args.matrices and fmt != "json":
+        return fail("--matrices needs --format json (or an --out file ending in .json)")
+    return _write(args, format_leaderboard(lb, fmt, meta, matrices=args.matrices), lb)
+
+
+def _boards(battles: Battles, options: RatingOptions, args: argparse.Namespace) -> dict[str, Any]:
+    """One leaderboard per category that has battles (categories without any are skipped)."""
+    boards = {}
+    for name in _CATEGORY_CHOICES:
+        if name not in battles.categories or not battles.categories[name].any():
+            continue
+        subset = select_category(battles, name)
+        if subset.n_models < 2:
+            continue
+        boards[name] = compute_leaderboard(
+            subset, options, progress=progress_factory(args, f"bootstrap {name}")
+        )
+    if not boards:
+        raise BattleDataError(
+            battles.source,
+            "--by category: no category tags in this source (logs carry them in "
+            "category_tag; for the database run arena db backfill-style)",
+            field="category_tag",
+        )
+    return boards
+
+
+def _write(args: argparse.Namespace, text: str, lb: Leaderboard) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:

@@ -33,10 +33,12 @@ from sqlmodel import SQLModel
 
 from arena.store.engine import reader
 from arena.store.errors import BattleImportError
+from arena.store.features import export_context, features_from_record
 from arena.store.models import utcnow
+from ratings.context import check_context
 from ratings.data import BattleDataError
 from ratings.readers import check_input_file, open_decompressed
-from ratings.records import RecordError, check_record, model_name_problem, text_problem
+from ratings.records import RecordError, check_record, text_problem
 
 __all__ = [
     "EXPORT_FIELDS",
@@ -156,6 +158,10 @@ def iter_export_records(
                         "exclusion": excl,
                     }
                 )
+            # Style counts and category tags, where the battle has them (LMSYS shapes).
+            context = export_context(conn, [r["battle_id"] for r in records])
+            for rec in records:
+                rec.update(context.get(rec["battle_id"], {}))
             if with_conversations:
                 _add_conversations(conn, records)
             yield from records
@@ -293,6 +299,7 @@ class _Parsed:
     voted_at: dt.datetime
     exclusion: str | None
     messages: Sequence[tuple[int, str, str]]  # (turn, side, content)
+    features: dict[str, Any] | None = None  # battle_features columns, from conv_metadata
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -338,10 +345,6 @@ def _parse_line(source: str, lineno: int, line: str) -> _Parsed:
     except RecordError as exc:
         raise fail(exc.reason, exc.field) from None
     assert isinstance(rec, dict)
-    for side in ("model_a", "model_b"):
-        name = getattr(checked, side)
-        if (problem := model_name_problem(name)) is not None:
-            raise fail(f"{name!r} {problem}", side)
     # The database stores a vote time, so import needs what the rating readers do not.
     if checked.tstamp is None:
         raise fail("required field is missing (the vote time, unix seconds)", "tstamp")
@@ -357,6 +360,8 @@ def _parse_line(source: str, lineno: int, line: str) -> _Parsed:
             raise fail("contains a lone surrogate (not valid UTF-8)", bad)
         battle_id = str(uuid.uuid5(_IMPORT_NAMESPACE, canonical))
     messages = _parse_conversations(rec, fail)
+    if (bad_context := check_context(rec)) is not None:
+        raise fail(bad_context[1], bad_context[0])
     return _Parsed(
         line=lineno,
         battle_id=battle_id,
@@ -372,6 +377,7 @@ def _parse_line(source: str, lineno: int, line: str) -> _Parsed:
         voted_at=_from_tstamp(checked.tstamp),
         exclusion=checked.exclusion,
         messages=messages or (),
+        features=features_from_record(rec),
     )
 
 
@@ -574,3 +580,7 @@ def _insert_chunk(conn: Connection, rows: list[_Parsed], ids: dict[str, int]) ->
     ]
     if messages:
         conn.execute(insert(_MESSAGE), messages)
+    # Style counts and tags the log carries (so export -> import -> export keeps them).
+    features = [{"battle_id": r.battle_id, **r.features} for r in rows if r.features]
+    if features:
+        conn.execute(insert(SQLModel.metadata.tables["battle_features"]), features)

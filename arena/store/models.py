@@ -36,6 +36,7 @@ __all__ = [
     "WINNERS",
     "Battle",
     "BattleBase",
+    "BattleFeatures",
     "BattlePublic",
     "Message",
     "MessageBase",
@@ -313,3 +314,56 @@ class VoteReason(SQLModel, table=True):
     battle_id: str = Field(foreign_key="vote.battle_id", max_length=FIELD_LIMITS["battle_id"])
     reason: str = Field(max_length=100)
     at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+# battle_features: style counts and category tags, computed when the battle is voted
+
+
+class BattleFeatures(SQLModel, table=True):
+    """Per-battle style counts (LMSYS ``conv_metadata``) and category tags.
+
+    One row per battle, written by :func:`arena.features.record_for_battle` at vote time and
+    by ``arena db backfill-style`` for older battles; ``arena db retag`` rewrites the tags
+    and ``tagger_version``.  A side table, not battle columns: battles that never got this
+    far (errors, abandoned) have no row, and the ratings read it only when asked to.
+    Token counts are the backend's own for answers; prompts are estimated (see
+    ``arena.features.style.estimate_tokens``) unless a backend counted them.
+    """
+
+    __tablename__ = "battle_features"
+
+    battle_id: str = Field(foreign_key="battle.id", primary_key=True, max_length=64)
+    computed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    turns: int = Field(ge=0)
+    sum_user_tokens: int = Field(ge=0)
+    sum_assistant_a_tokens: int = Field(ge=0)
+    sum_assistant_b_tokens: int = Field(ge=0)
+    header_a_h1: int = 0
+    header_a_h2: int = 0
+    header_a_h3: int = 0
+    header_a_h4: int = 0
+    header_a_h5: int = 0
+    header_a_h6: int = 0
+    header_b_h1: int = 0
+    header_b_h2: int = 0
+    header_b_h3: int = 0
+    header_b_h4: int = 0
+    header_b_h5: int = 0
+    header_b_h6: int = 0
+    list_a_ordered: int = 0
+    list_a_unordered: int = 0
+    list_b_ordered: int = 0
+    list_b_unordered: int = 0
+    bold_a_star: int = 0
+    bold_a_under: int = 0
+    bold_b_star: int = 0
+    bold_b_under: int = 0
+    language: str | None = Field(default=None, max_length=20)
+    tag_coding: bool | None = None
+    tag_math: bool | None = None
+    tag_multi_turn: bool | None = None
+    tag_long_query: bool | None = None
+    tag_hard_prompt: bool | None = Field(
+        default=None, description="NULL: not judged (no judge model configured)."
+    )
+    tagger_version: str | None = Field(default=None, max_length=20)

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
 from arena.store.engine import reader
+from arena.store.features import vote_context
 from arena.store.models import WINNERS, Vote
 from ratings.data import Battles
 
@@ -51,6 +52,7 @@ def battles_for_ratings(
     include_excluded: bool = False,
     with_clusters: bool = True,
     reweight: bool = False,
+    with_context: bool = False,
 ) -> Battles:
     """Read the votes into columnar battles for the ratings engine.
 
@@ -69,6 +71,9 @@ def battles_for_ratings(
         Weight each vote by the inverse of the probability with which its pair was drawn
         (normalised to mean 1), undoing unequal exposure from the sampling policy.  Votes
         without a stored probability (imported, or named battles) weigh 1.
+    with_context
+        Also read each vote's style counts, category tags and language from
+        ``battle_features`` (for ``--style-control``, ``--category``, ``--language``).
 
     Returns
     -------
@@ -139,9 +144,10 @@ def battles_for_ratings(
             if known.any():
                 inv = 1.0 / p[known]
                 weight[known] = inv / inv.mean()
+        context = vote_context(conn, where("v."), n) if with_context and n else None
     pair, outcome = np.divmod(packed, 4)
     a, b = np.divmod(pair, k)
-    return Battles.from_codes(
+    battles = Battles.from_codes(
         names,
         a,
         b,
@@ -151,6 +157,7 @@ def battles_for_ratings(
         tstamp=tstamp_us / 1e6,
         source=source,
     )
+    return battles if context is None else battles.with_context(**context)
 
 
 def _fetch(conn: Connection, sql: str) -> list[Any]:

@@ -1,4 +1,5 @@
-"""The Leaderboard tab: a cached table, its method note, the CI plot and win-rate heatmap."""
+"""The Leaderboard tab: a category selector and a style-control toggle over a cached table
+(LMArena's rank, P(#1)), its method note, the CI plot and the win-rate heatmap."""
 
 from __future__ import annotations
 
@@ -6,13 +7,25 @@ from typing import Any
 
 import gradio as gr
 
-from arena.standings import COLUMNS, Standings
+from arena.standings import CATEGORY_CHOICES, COLUMNS, Standings, View
 
 __all__ = ["build_leaderboard_tab"]
 
 
 def build_leaderboard_tab(standings: Standings) -> tuple[Any, list[Any]]:
     """Build the tab inside the current ``gr.Tab``; return (load function, its outputs)."""
+    with gr.Row():
+        category = gr.Dropdown(
+            choices=list(CATEGORY_CHOICES),
+            value="Overall",
+            label="Category",
+            elem_id="leaderboard-category",
+        )
+        style = gr.Checkbox(
+            value=False,
+            label="Style control (discount answer length and markdown)",
+            elem_id="leaderboard-style",
+        )
     note = gr.Markdown("Loading…", elem_id="leaderboard-note")
     table = gr.Dataframe(
         headers=list(COLUMNS), interactive=False, wrap=True, elem_id="leaderboard-table"
@@ -26,9 +39,13 @@ def build_leaderboard_tab(standings: Standings) -> tuple[Any, list[Any]]:
         )
         refresh = gr.Button("Refresh", elem_id="leaderboard-refresh")
 
-    def load(show: bool = True) -> list[Any]:
+    def load(
+        show: bool = True, category_label: str = "Overall", style_control: bool = False
+    ) -> list[Any]:
+        # An unknown label (a hand-made API call) falls back to the overall board.
+        view = View(CATEGORY_CHOICES.get(category_label), bool(style_control))
         # wait=True: a refresh that is due finishes first; one that is not due costs nothing.
-        snap = standings.get(wait=True)
+        snap = standings.get(view, wait=True)
         rows = snap.shown_rows(include_deprecated=show)
         return [
             snap.note,
@@ -38,8 +55,8 @@ def build_leaderboard_tab(standings: Standings) -> tuple[Any, list[Any]]:
         ]
 
     outputs = [note, table, ci_plot, heatmap]
-    refresh.click(load, inputs=[show_deprecated], outputs=outputs, api_name="leaderboard")
-    show_deprecated.change(
-        load, inputs=[show_deprecated], outputs=outputs, api_visibility="private"
-    )
+    inputs = [show_deprecated, category, style]
+    refresh.click(load, inputs=inputs, outputs=outputs, api_name="leaderboard")
+    for control in (show_deprecated, category, style):
+        control.change(load, inputs=inputs, outputs=outputs, api_visibility="private")
     return load, outputs

@@ -31,7 +31,7 @@ def test_leaderboard_counts_anonymous_votes_only_and_marks_preliminary(arena: Ar
     assert snap.n_battles == 2
     assert len(snap.rows) == 2 and all(len(r) == len(COLUMNS) for r in snap.rows)
     assert {r[2] for r in snap.rows} == {"alpha-greedy *", "beta-concise *"}
-    assert [r[5] for r in snap.rows] == [2, 2]
+    assert [r[COLUMNS.index("Battles")] for r in snap.rows] == [2, 2]
     for row in snap.rows:  # rank range reads best-worst
         best, _, worst = str(row[1]).partition("-")
         assert int(best) <= int(worst or best) and int(best) <= row[0] <= int(worst or best)
@@ -185,3 +185,39 @@ def test_escape_markdown_renders_back_to_the_same_text() -> None:
             assert tag not in rendered, (text, rendered)
         inner = rendered.strip().removeprefix("<p>").removesuffix("</p>")
         assert html_lib.unescape(inner) == text, (text, rendered)
+
+
+def test_category_and_style_control_views(arena: Arena) -> None:
+    """Battles answered through the backend machinery (scripted models), voted, then given
+    their features the way the vote path does (record_for_battle); the category view and
+    the style-controlled view are computed from them."""
+    from arena import store
+    from arena.features import Tagger, record_for_battle
+    from arena.standings import View
+
+    tagger = Tagger(("English", "German"))
+    prompts = ["Solve 2x + 3 = 7 for x.", "Hello, how are you today?",
+               "What is 12 * 12?", "Name a colour of the sky."]  # fmt: skip
+
+    async def battle(prompt: str, winner: str) -> str:
+        updates = [u async for u in arena.turn(owner="o", user_key="k", prompt=prompt)]
+        bid = updates[-1].battle_id
+        await arena.vote(owner="o", user_key="k", battle_id=bid, winner=winner)
+        return bid
+
+    for k, prompt in enumerate(prompts):
+        bid = asyncio.run(battle(prompt, "a" if k % 2 else "b"))
+        with store.new_session(arena.engine) as s:
+            row = record_for_battle(session=s, battle_id=bid, tagger=tagger)
+        assert row.sum_assistant_a_tokens > 0 and row.language == "English"
+    board = Standings(engine=arena.engine, roster=arena.roster, refresh_s=3600, min_battles=1)
+    assert board.get(wait=True).n_battles == 4
+    math = board.get(View("math"), wait=True)
+    assert math.n_battles == 2 and math.note.startswith("Math:")
+    coding = board.get(View("coding"), wait=True)
+    assert coding.rows == [] and "No counted votes in this category" in coding.note
+    styled = board.get(View(None, True), wait=True)
+    assert styled.n_battles == 4 and "Style-controlled" in styled.note
+    assert "on top. Style coefficients" in styled.note
+    p1 = [float(str(r[COLUMNS.index("P(#1)")]).rstrip("%")) for r in styled.rows]
+    assert abs(sum(p1) - 100.0) < 0.2

@@ -33,7 +33,7 @@ def log(tmp_path: Path) -> Path:
 def test_table_on_stdout(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ratings", str(log)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[2].split()[2] == "alpha"
+    assert out.splitlines()[2].split()[3] == "alpha"
     assert "Bradley-Terry" in out and "1500 battles" in out
 
 
@@ -118,7 +118,8 @@ def test_plots_command(log: Path, tmp_path: Path) -> None:
     assert main(["plots", str(log), "--out", str(out)]) == 0
     # The log has timestamps, so the monthly rating history comes too.
     assert sorted(p.name for p in out.iterdir()) == [
-        "battle_count_heatmap.png", "history.png", "ratings_ci.png", "win_rate_heatmap.png"
+        "battle_count_heatmap.png", "history.png", "predicted_win_rate_heatmap.png",
+        "ratings_ci.png", "win_rate_heatmap.png",
     ]  # fmt: skip
 
 
@@ -134,3 +135,55 @@ def test_db_source_without_schema_or_server_is_a_clear_error(
     err = capsys.readouterr().err
     assert "arena: error: postgresql+psycopg://u@127.0.0.1:1/x" in err and "refused" in err
     assert "Traceback" not in err
+
+
+def test_fisher_with_clusters_exits_2_and_says_why(
+    log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ratings", str(log), "--ci", "fisher", "--cluster-by", "judge"]) == 2
+    err = capsys.readouterr().err
+    assert "fisher cannot honour --cluster-by" in err and "Traceback" not in err
+
+
+def test_json_has_rank_confidence_and_optional_matrices(log: Path, tmp_path: Path) -> None:
+    out = tmp_path / "lb.json"
+    args = ["ratings", str(log), "--ci", "bootstrap", "--rounds", "120", "--no-progress"]
+    assert main([*args, "--out", str(out), "--matrices"]) == 0
+    doc = json.loads(out.read_text())
+    models = doc["models"]
+    assert sum(m["p_rank1"] for m in models) == pytest.approx(1.0, abs=1e-3)
+    assert all(m["rank_ci_best"] <= m["rank_ci_worst"] for m in models)
+    assert [m["rating_order"] for m in models] == [1, 2, 3, 4]
+    mat = doc["matrices"]
+    k = {name: i for i, name in enumerate(mat["models"])}
+    pred = mat["predicted_win_rate"]
+    assert pred[k["alpha"]][k["delta"]] > 0.5 > pred[k["delta"]][k["alpha"]]
+    assert pred[k["alpha"]][k["delta"]] + pred[k["delta"]][k["alpha"]] == pytest.approx(1.0)
+    assert mat["p_rated_above"][k["alpha"]][k["delta"]] == 1.0
+    assert main([*args, "--format", "csv", "--matrices"]) == 2
+
+
+def test_exclude_flagged_keeps_the_readers_notes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(11)
+    strengths = {"alpha": 1.0, "beta": 0.0, "gamma": -1.0}
+    names = list(strengths)
+    path = tmp_path / "mixed.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for t in range(900):
+            a, b = rng.choice(3, size=2, replace=False)
+            p = 1 / (1 + np.exp(-(strengths[names[a]] - strengths[names[b]])))
+            judge = "troll" if t % 10 == 0 else f"u{t % 30}"
+            good = rng.random() < p
+            if judge == "troll":  # always votes for the weaker model
+                good = strengths[names[a]] < strengths[names[b]]
+            rec = {"model_a": names[a], "model_b": names[b],
+                   "winner": "model_a" if good else "model_b", "judge": judge,
+                   "anony": t % 50 != 1}  # fmt: skip
+            fh.write(json.dumps(rec) + "\n")
+    out = tmp_path / "lb.json"
+    assert main(["ratings", str(path), "--exclude-flagged", "--out", str(out)]) == 0
+    notes = json.loads(out.read_text())["notes"]
+    assert any(n.startswith("left out 18 named") for n in notes), notes
+    assert any("--exclude-flagged left out 90 votes of 1 flagged voters" in n for n in notes)

@@ -61,7 +61,8 @@ def test_plots_are_png(board, tmp_path) -> None:  # type: ignore[no-untyped-def]
     _, lb = board
     files = write_plots(lb, tmp_path, {"m00": 7.0, "m01": 70.0})
     assert {f.name for f in files} == {
-        "ratings_ci.png", "win_rate_heatmap.png", "battle_count_heatmap.png", "rating_vs_size.png"
+        "ratings_ci.png", "win_rate_heatmap.png", "battle_count_heatmap.png", "rating_vs_size.png",
+        "predicted_win_rate_heatmap.png",
     }  # fmt: skip
     for f in files:
         assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000

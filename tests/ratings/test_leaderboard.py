@@ -52,13 +52,50 @@ def test_bt_leaderboard_rows(sim: Battles) -> None:
     np.testing.assert_allclose((wr + wr.T)[off], 1.0)
 
 
-def test_anchor_shifts_everything(sim: Battles) -> None:
-    base = compute_leaderboard(sim)
-    anchored = compute_leaderboard(sim, RatingOptions(anchor=("m02", 1114.0)))
+@pytest.mark.parametrize("ci", ["sandwich", "bootstrap", "none"])
+def test_anchor_pins_the_model_inside_the_fit(sim: Battles, ci: str) -> None:
+    opts = {"ci": ci, "rounds": 200, "seed": 3}
+    base = compute_leaderboard(sim, RatingOptions(**opts))  # type: ignore[arg-type]
+    anchored = compute_leaderboard(
+        sim,
+        RatingOptions(anchor=("m02", 1114.0), **opts),  # type: ignore[arg-type]
+    )
     shift = 1114.0 - next(r.rating for r in base.rows if r.model == "m02")
+    pinned = next(r for r in anchored.rows if r.model == "m02")
+    # The pinned model is known exactly: its interval has zero width.
+    assert pinned.rating == pinned.lower == pinned.upper == pytest.approx(1114.0)
     for a, b in zip(base.rows, anchored.rows, strict=True):
         assert b.rating == pytest.approx(a.rating + shift)
-        assert b.lower == pytest.approx(a.lower + shift)
+        if ci != "none" and b.model != "m02":
+            assert b.upper - b.lower > 0
+
+
+def test_anchored_sandwich_is_the_contrast_variance(sim: Battles) -> None:
+    """Independent check: the sandwich of the model parameterised with theta_anchor = 0
+    (its column dropped, no pseudo-inverse) gives the same interval widths."""
+    counts = sim.aggregate()
+    fit = fit_bt(counts)
+    th = fit.theta
+    k = 2
+    keep = [i for i in range(counts.n_models) if i != k]
+    p = 1.0 / (1.0 + np.exp(-(th[counts.i] - th[counts.j])))
+    resid = np.array([1.0, 0.0, 0.5, 0.5])[counts.outcome] - p
+    x = np.zeros((counts.i.size, counts.n_models))
+    x[np.arange(counts.i.size), counts.i] = 1.0
+    x[np.arange(counts.i.size), counts.j] = -1.0
+    x = x[:, keep]
+    h = (x * (counts.weight * p * (1 - p))[:, None]).T @ x
+    g = (x * (counts.weight_sq * resid**2)[:, None]).T @ x
+    hinv = np.linalg.inv(h)
+    se = np.sqrt(np.diag(hinv @ g @ hinv)) * 400 / math.log(10)
+    lb = compute_leaderboard(sim, RatingOptions(anchor=("m02", 1000.0)))
+    by = {r.model: r for r in lb.rows}
+    for pos, idx in enumerate(keep):
+        r = by[sim.models[idx]]
+        assert (r.upper - r.lower) / 2 == pytest.approx(1.959964 * se[pos], rel=1e-4)
+
+
+def test_anchor_unknown_model_is_refused(sim: Battles) -> None:
     with pytest.raises(BattleDataError, match="anchor"):
         compute_leaderboard(sim, RatingOptions(anchor=("nobody", 1000.0)))
 

@@ -19,6 +19,7 @@ from arena.store.engine import _alembic_config
 TABLES = {
     "alembic_version",
     "battle",
+    "battle_features",
     "message",
     "model",
     "model_event",
