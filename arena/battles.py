@@ -408,11 +408,17 @@ class Arena:
                     self.prompt_limit.hit(f"user:{user_key}")
                 except RateLimited as exc:
                     raise refuse(Refusal.RATE_LIMITED, detail=str(exc)) from None
-                notice = await self._moderate_prompt(text, live, user_key)
+                decision = await self._moderate_prompt(text, live, user_key)
                 if live is None:
                     live = await self._create(
                         owner=owner, user_key=user_key, address_key=address, mode=mode, draw=draw
                     )
+                notice = None
+                if decision.flagged:  # logged or warned: stored with the battle it belongs to
+                    await self._record_decision(
+                        decision, live.battle_id, user_key, live.turn + 1, "user"
+                    )
+                    notice = self._prompt_notice(decision)
                 if notice is not None:
                     live.moderated = True
                 async for update in self.turns.run(live, text, replace_last=False, notice=notice):
@@ -459,28 +465,29 @@ class Arena:
             live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
             await self.turns.stop(live, wait_s=wait_s)
 
-    async def _moderate_prompt(
-        self, text: str, live: LiveBattle | None, user_key: str
-    ) -> str | None:
-        """Check a prompt before any model sees it: refuse it (block), or return the notice
-        to show with the turn (warn); ``None`` when nothing was found or only logged."""
+    async def _moderate_prompt(self, text: str, live: LiveBattle | None, user_key: str) -> Decision:
+        """Check a prompt before any model sees it; a blocked one is stored (without a battle
+        when it would have started one) and refused."""
         if not self.moderator.active:
-            return None
+            return Decision("prompt")
         decision = await self.moderator.check_prompt(text)
-        if not decision.flagged:
-            return None
-        turn = live.turn + 1 if live is not None else 1
-        await self._record_decision(
-            decision, live.battle_id if live else None, user_key, turn, "user"
-        )
         if decision.action == Action.BLOCKED:
-            raise refuse(Refusal.MODERATED, categories=", ".join(decision.categories))
-        if decision.action == Action.WARNED:
-            return (
-                "This arena's content rules flagged your prompt "
-                f"({', '.join(decision.categories)}), so this battle's vote will not be counted."
+            turn = live.turn + 1 if live is not None else 1
+            await self._record_decision(
+                decision, live.battle_id if live else None, user_key, turn, "user"
             )
-        return None
+            raise refuse(Refusal.MODERATED, categories=", ".join(decision.categories))
+        return decision
+
+    @staticmethod
+    def _prompt_notice(decision: Decision) -> str | None:
+        """What the voter reads with a turn whose prompt was flagged (warn mode only)."""
+        if decision.action != Action.WARNED:
+            return None
+        return (
+            "This arena's content rules flagged your prompt "
+            f"({', '.join(decision.categories)}), so this battle's vote will not be counted."
+        )
 
     async def add_reasons(
         self, *, owner: str, user_key: str, battle_id: str, reasons: list[str]

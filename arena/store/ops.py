@@ -808,9 +808,7 @@ def record_moderation(
     )
     with _transaction(session):
         session.add(row)
-        session.flush()
-        session.refresh(row)
-        session.expunge(row)
+        _finish(session)
     return row
 
 
@@ -855,4 +853,5 @@ def add_vote_reasons(
             if reason not in have:
                 session.add(VoteReason(battle_id=battle_id, reason=reason))
                 have.add(reason)
+        _finish(session)
     return sorted(have)

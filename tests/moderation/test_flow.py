@@ -161,3 +161,34 @@ def test_settings_build_the_moderator_and_name_bad_values(tmp_path: Path) -> Non
             Settings().with_overrides(moderation="block", moderation_guard_model="nope"),
             arena.backends,
         )
+
+
+def test_each_decision_is_stored_with_its_checkers(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    arena = make(tmp_path, "warn", {"m1": LEAKY, "m2": CLEAN})
+    asyncio.run(play(arena, "the forbidden topic"))
+    with arena.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT side, action, checkers, categories, battle_id FROM moderation_decision")
+        ).all()
+    by_side = {r[0]: r for r in rows}
+    assert set(by_side) == {"user", "a"} or set(by_side) == {"user", "b"}
+    prompt = by_side["user"]
+    assert prompt[1] == "warned" and prompt[3] == "blocklist"
+    assert "blocklist@" in prompt[2] and "pii@" in prompt[2]  # every checker that ran
+    answer = next(r for s, r in by_side.items() if s != "user")
+    assert answer[3] == "email" and answer[4] == prompt[4] is not None
+
+
+def test_a_blocked_first_prompt_is_stored_without_a_battle(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    arena = make(tmp_path, "block")
+    with pytest.raises(BattleRefused):
+        asyncio.run(play(arena, "call me on +44 20 7946 0958"))
+    with arena.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT battle_id, side, action, categories FROM moderation_decision")
+        ).all()
+    assert rows == [(None, "user", "blocked", "phone")]
