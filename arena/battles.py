@@ -32,6 +32,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 from sqlalchemy.engine import Engine
@@ -63,6 +64,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Sessions whose acceptance of the terms is remembered (each ~100 bytes).
+_MAX_CONSENT_SESSIONS = 200_000
 
 
 class Arena:
@@ -119,6 +123,8 @@ class Arena:
         self.metrics = ArenaMetrics()
         self.moderator = moderator or Moderator()
         self.terms = terms
+        # Browser session -> terms version it accepted (bounded: oldest sessions forgotten).
+        self._consents: OrderedDict[str, str] = OrderedDict()
         self.reasons = tuple(r.strip() for r in settings.vote_reasons.split(",") if r.strip())
         self.db = Offload(engine, observe=self.metrics.db_seconds.observe)
         self.live = LiveBattles(
@@ -318,8 +324,28 @@ class Arena:
             raise refuse(Refusal.SAME_MODEL)
         return PairDraw(a, b, 1.0, "user_choice", "1")
 
-    def _check_consent(self, consent: str | None) -> None:
-        if self.terms is not None and consent != self.terms.version:
+    def accept_terms(self, *, owner: str, version: str) -> None:
+        """Record that browser session ``owner`` accepted the terms ``version``.
+
+        Raises
+        ------
+        BattleRefused
+            ``no_consent`` when ``version`` is not the current one (the page was older than
+            the terms: it must show them again).
+        """
+        if self.terms is None:
+            return
+        if version != self.terms.version:
+            raise refuse(Refusal.NO_CONSENT)
+        self._consents[owner] = version
+        self._consents.move_to_end(owner)
+        while len(self._consents) > _MAX_CONSENT_SESSIONS:
+            self._consents.popitem(last=False)
+
+    def _check_consent(self, owner: str, consent: str | None) -> None:
+        if self.terms is None:
+            return
+        if (consent if consent is not None else self._consents.get(owner)) != self.terms.version:
             raise refuse(Refusal.NO_CONSENT)
 
     async def _create(
@@ -379,7 +405,8 @@ class Arena:
             Keyed hash of the client address, when it differs from ``user_key``; the cap on
             battles being answered at once applies to it as well.
         consent
-            The terms-of-use version this session accepted (needed when terms are set).
+            The terms-of-use version this session accepted, when terms are set (default:
+            what :meth:`accept_terms` recorded for ``owner``).
 
         Yields
         ------
@@ -393,7 +420,7 @@ class Arena:
             that is not ready for another turn, too many battles being answered at once.
         """
         with self._counting_refusals():
-            self._check_consent(consent)
+            self._check_consent(owner, consent)
             text = self._check_prompt(prompt)
             address = address_key or user_key
             if battle_id is None:
@@ -587,7 +614,7 @@ class Arena:
             Unknown/foreign battle, still streaming, errored, already voted, bad winner.
         """
         with self._counting_refusals():
-            self._check_consent(consent)
+            self._check_consent(owner, consent)
             value = parse_winner(winner)
             live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
             return await self.votes.vote(live, value)

@@ -58,6 +58,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="add conversation_a and conversation_b ([{role, content}, ...])",
     )
     b.add_argument(
+        "--include-moderated",
+        action="store_true",
+        help="with --with-conversations, also write the conversations of battles excluded "
+        "as 'moderated' (left out by default)",
+    )
+    b.add_argument(
+        "--scrub-pii",
+        action="store_true",
+        help="with --with-conversations, replace e-mail addresses, phone numbers, card "
+        "numbers and IP addresses by [EMAIL], [PHONE], [CARD], [IP] (see docs/moderation.md "
+        "for what is caught and missed)",
+    )
+    b.add_argument(
+        "--pii-regions",
+        default="US",
+        metavar="CODES",
+        help="regions whose national phone formats --scrub-pii knows (comma-separated; default US)",
+    )
+    b.add_argument(
         "--since",
         type=parse_since,
         default=None,
@@ -83,6 +102,14 @@ def run_battles(args: argparse.Namespace) -> int:
     def progress(_phase: str, k: int) -> None:
         bar.update(k)
 
+    scrub = None
+    if args.scrub_pii:
+        from arena.moderation import PiiChecker
+
+        try:
+            scrub = PiiChecker(args.pii_regions.split(",")).scrub
+        except ValueError as exc:
+            return fail(f"--pii-regions: {exc}")
     try:
         n = export_battles(
             engine=engine,
@@ -90,6 +117,8 @@ def run_battles(args: argparse.Namespace) -> int:
             with_conversations=args.with_conversations,
             since=args.since,
             progress=progress,
+            include_moderated=args.include_moderated,
+            scrub=scrub,
         )
     except OSError as exc:
         return fail(f"{out}: cannot write ({exc.strerror or exc})")

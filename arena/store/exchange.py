@@ -31,6 +31,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
+from arena.lifecycle import Exclusion
 from arena.store.engine import reader
 from arena.store.errors import BattleImportError
 from arena.store.features import export_context, features_from_record
@@ -77,6 +78,7 @@ _MODEL = SQLModel.metadata.tables["model"]
 _BATTLE = SQLModel.metadata.tables["battle"]
 _MESSAGE = SQLModel.metadata.tables["message"]
 _VOTE = SQLModel.metadata.tables["vote"]
+_REASON = SQLModel.metadata.tables["vote_reason"]
 _MODEL_EVENT = SQLModel.metadata.tables["model_event"]
 
 
@@ -95,7 +97,12 @@ def _from_tstamp(ts: float) -> dt.datetime:
 
 
 def iter_export_records(
-    *, engine: Engine, with_conversations: bool = False, since: dt.datetime | None = None
+    *,
+    engine: Engine,
+    with_conversations: bool = False,
+    since: dt.datetime | None = None,
+    include_moderated: bool = False,
+    scrub: Callable[[str], str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one ``clean_battle`` record per vote, in ``(tstamp, battle_id)`` order.
 
@@ -107,6 +114,11 @@ def iter_export_records(
         Add ``conversation_a`` and ``conversation_b``.
     since
         Only votes at or after this time (timezone-aware).
+    include_moderated
+        Also write the conversations of battles excluded as ``moderated`` (by default
+        their records are written without them).
+    scrub
+        Applied to every message's text (e.g. replacing personal data by placeholders).
 
     Yields
     ------
@@ -162,12 +174,39 @@ def iter_export_records(
             context = export_context(conn, [r["battle_id"] for r in records])
             for rec in records:
                 rec.update(context.get(rec["battle_id"], {}))
+            _add_reasons(conn, records)
             if with_conversations:
-                _add_conversations(conn, records)
+                _add_conversations(
+                    conn,
+                    [
+                        r
+                        for r in records
+                        if include_moderated or r["exclusion"] != Exclusion.MODERATED
+                    ],
+                    scrub,
+                )
             yield from records
 
 
-def _add_conversations(conn: Connection, records: list[dict[str, Any]]) -> None:
+def _add_reasons(conn: Connection, records: list[dict[str, Any]]) -> None:
+    """``reasons``: what the voter said about the vote, where they said anything."""
+    ids = [r["battle_id"] for r in records]
+    rows = conn.execute(
+        select(_REASON.c.battle_id, _REASON.c.reason).where(_REASON.c.battle_id.in_(ids))
+    ).all()
+    by_battle: dict[str, list[str]] = {}
+    for bid, reason in rows:
+        by_battle.setdefault(bid, []).append(reason)
+    for rec in records:
+        if rec["battle_id"] in by_battle:
+            rec["reasons"] = sorted(by_battle[rec["battle_id"]])
+
+
+def _add_conversations(
+    conn: Connection, records: list[dict[str, Any]], scrub: Callable[[str], str] | None
+) -> None:
+    if not records:
+        return
     ids = [r["battle_id"] for r in records]
     m = _MESSAGE.c
     rows = conn.execute(
@@ -181,7 +220,10 @@ def _add_conversations(conn: Connection, records: list[dict[str, Any]]) -> None:
         msgs = sorted(by_battle.get(rec["battle_id"], []), key=lambda m: (m[0], order[m[1]]))
         for side in ("a", "b"):
             rec[f"conversation_{side}"] = [
-                {"role": "user" if s == "user" else "assistant", "content": c}
+                {
+                    "role": "user" if s == "user" else "assistant",
+                    "content": scrub(c) if scrub else c,
+                }
                 for _, s, c in msgs
                 if s in ("user", side)
             ]
@@ -198,6 +240,8 @@ def export_battles(
     with_conversations: bool = False,
     since: dt.datetime | None = None,
     progress: Progress | None = None,
+    include_moderated: bool = False,
+    scrub: Callable[[str], str] | None = None,
 ) -> int:
     """Write every vote as a ``clean_battle`` JSONL file (gzipped when ``out`` ends in .gz).
 
@@ -216,6 +260,8 @@ def export_battles(
         Only votes at or after this time (timezone-aware).
     progress
         Called as ``progress("write", n)`` after every ``n`` records written.
+    include_moderated, scrub
+        As :func:`iter_export_records`.
 
     Returns
     -------
@@ -236,7 +282,11 @@ def export_battles(
                 stream = cast(IO[bytes], gz)
             text = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
             for record in iter_export_records(
-                engine=engine, with_conversations=with_conversations, since=since
+                engine=engine,
+                with_conversations=with_conversations,
+                since=since,
+                include_moderated=include_moderated,
+                scrub=scrub,
             ):
                 text.write(_dumps(record) + "\n")
                 n += 1

@@ -11,6 +11,7 @@ from arena.battles import Arena
 from arena.insight_board import InsightBoard
 from arena.standings import Standings
 from arena.ui.chat_tab import build_chat_tab
+from arena.ui.consent import build_consent_gate
 from arena.ui.insights_tab import build_insights_tab
 from arena.ui.leaderboard_tab import build_leaderboard_tab
 
@@ -35,6 +36,7 @@ def build_app(arena: Arena, standings: Standings) -> gr.Blocks:
     # swept every hour and removed on restart.
     with gr.Blocks(title="Arena", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# ⚔️ Arena\nChat with two models side by side and vote for the better one.")
+        build_consent_gate(arena)
         with gr.Tabs():
             with gr.Tab("⚔️ Battle", id="battle"):
                 build_chat_tab(arena, "anony")

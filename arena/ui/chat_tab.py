@@ -105,6 +105,16 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             elem_id=f"{prefix}-prompt",
         )
         send = gr.Button("Send", variant="primary", scale=1, elem_id=f"{prefix}-send")
+    # After a vote: optional reasons from the operator's list (ARENA_VOTE_REASONS).
+    voted_id = gr.State(None)
+    with gr.Row(visible=False, elem_id=f"{prefix}-reasons-row") as reasons_row:
+        reasons = gr.CheckboxGroup(
+            list(arena.reasons),
+            label="Why? (optional)",
+            scale=8,
+            elem_id=f"{prefix}-reasons",
+        )
+        send_reasons = gr.Button("Send reasons", scale=1, elem_id=f"{prefix}-reasons-send")
     with gr.Row():
         new_round = gr.Button("🎲 New round", elem_id=f"{prefix}-new")
         regenerate = gr.Button("🔄 Regenerate", elem_id=f"{prefix}-regenerate")
@@ -191,7 +201,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
                     winner=choice,
                 )
             except BattleRefused as exc:
-                return [gr.skip(), gr.skip(), bid, f"⚠️ {exc}", *votes(False)]
+                return [gr.skip(), gr.skip(), bid, f"⚠️ {exc}", *votes(False), gr.skip(), None]
             return [
                 _heading("a", reveal.model_a),
                 _heading("b", reveal.model_b),
@@ -200,9 +210,28 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
                 f"**Model B: {escape_markdown(reveal.model_b)}**. Type a new prompt to start "
                 "another round.",
                 *votes(False),
+                gr.update(visible=bool(arena.reasons)),
+                reveal.battle_id,
             ]
 
         return on_vote
+
+    async def on_send_reasons(
+        bid: str | None, picked: list[str] | None, request: gr.Request
+    ) -> list[Any]:
+        if not bid or not picked:
+            return [gr.skip(), gr.skip()]
+        try:
+            stored = await arena.add_reasons(
+                owner=owner_of(request),
+                user_key=user_key_of(arena, request),
+                battle_id=bid,
+                reasons=list(picked),
+            )
+        except BattleRefused as exc:
+            return [f"⚠️ {exc}", gr.skip()]
+        listed = ", ".join(escape_markdown(r) for r in stored)
+        return [f"🙏 Thanks: your reasons were recorded ({listed}).", gr.update(visible=False)]
 
     async def on_stop(bid: str | None, request: gr.Request) -> Any:
         if not bid:
@@ -267,8 +296,23 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
         button.click(
             make_vote(key),
             inputs=[battle_id],
-            outputs=once_outputs,
+            outputs=[*once_outputs, reasons_row, voted_id],
             api_name=f"{prefix}_vote_{key}",
+        )
+    send_reasons.click(
+        on_send_reasons,
+        inputs=[voted_id, reasons],
+        outputs=[status, reasons_row],
+        api_name=f"{prefix}_reasons",
+    )
+    # A new prompt or round puts the reasons away (their own events: the send and new-round
+    # events keep the outputs clients already rely on).
+    for trigger in (send.click, prompt.submit, new_round.click):
+        trigger(
+            lambda: [gr.update(visible=False), []],
+            outputs=[reasons_row, reasons],
+            queue=False,
+            api_visibility="private",
         )
     stop.click(on_stop, inputs=[battle_id], outputs=[status], api_name=f"{prefix}_stop")
     new_round.click(
