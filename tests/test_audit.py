@@ -47,6 +47,7 @@ def test_audit_of_a_log_flags_the_attacker(
     assert "a log holds votes only" in out
 
 
+@pytest.mark.slow
 def test_audit_apply_excludes_flagged_votes_from_db_ratings(
     attack_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

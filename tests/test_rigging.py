@@ -419,6 +419,7 @@ def test_audit_json_and_exclude_flagged_use_the_address_group(
     assert board["n_battles"] <= sim.a.size + 0.1 * n_attack
 
 
+@pytest.mark.slow
 def test_audit_apply_stores_sybil_group_on_the_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -156,6 +156,7 @@ def test_gzip_within_the_cap_still_reads(
     assert code == 0 and _votes(db) == 100
 
 
+@pytest.mark.slow
 def test_gzip_bomb_with_a_forged_trailer_is_still_capped_while_reading(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -123,6 +123,7 @@ def test_as_of_rates_only_earlier_votes(arena_files, tmp_path: Path) -> None:
     assert json.loads(full.read_text())["n_battles"] > n_before
 
 
+@pytest.mark.slow
 def test_plots_write_history_and_insight_pngs(arena_files, tmp_path: Path) -> None:
     log, meta, _ = arena_files
     out = tmp_path / "png"
