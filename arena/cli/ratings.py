@@ -20,6 +20,7 @@ from arena.cli.rating_args import (
     add_rating_arguments,
     add_source_arguments,
     apply_filters,
+    database_url,
     drop_flagged_voters,
     fragile_notes,
     load_battles,
@@ -67,10 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_metadata_argument(out)
     out.add_argument(
         "--by",
-        choices=("category",),
+        choices=("category", "reason"),
         default=None,
         help="category: print each model's rank in every category next to its overall "
-        "rank, with the change (table, md, csv or json)",
+        "rank, with the change (table, md, csv or json); reason: summarise the reasons "
+        "voters gave (the database, or an arena export JSONL file; table, md or json)",
     )
     out.add_argument(
         "--matrices",
@@ -88,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         fmt = _SUFFIX_FORMAT.get(args.out.suffix.lower(), "table") if args.out else "table"
     if args.by == "category" and (fmt == "html" or args.matrices):
         return fail("--by category writes table, md, csv or json (without --matrices)")
+    if args.by == "reason":
+        return _by_reason(args, fmt)
     try:
         options = options_from_args(args)
         battles = apply_filters(
@@ -111,6 +115,32 @@ def run(args: argparse.Namespace) -> int:
     if args.matrices and fmt != "json":
         return fail("--matrices needs --format json (or an --out file ending in .json)")
     return _write(args, format_leaderboard(lb, fmt, meta, matrices=args.matrices), lb)
+
+
+def _by_reason(args: argparse.Namespace, fmt: str) -> int:
+    from arena import store
+    from arena.reasons import format_reasons, reasons_from_db, reasons_from_log, summarise
+
+    if fmt not in ("table", "md", "json"):
+        return fail("--by reason writes table, md or json")
+    try:
+        url = database_url(args)
+        if url is None:
+            rows = reasons_from_log(args.source)
+        else:
+            engine = store.open_engine(url, create_if_empty=False)
+            try:
+                rows = reasons_from_db(engine)
+            finally:
+                engine.dispose()
+    except (BattleDataError, store.StoreError) as exc:
+        return fail(str(exc))
+    text = format_reasons(summarise(rows), fmt)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
 
 
 def _boards(battles: Battles, options: RatingOptions, args: argparse.Namespace) -> dict[str, Any]:

@@ -53,3 +53,42 @@ def test_export_scrubs_pii_keeps_moderated_out_and_writes_reasons(tmp_path: Path
     assert "[EMAIL]" in text and "[IP]" in text
     # Without conversations nothing changes but the new fields.
     assert set(export()[plain]) == set(base[plain]) - {"conversation_a", "conversation_b"}
+
+
+def test_ratings_by_reason_from_the_database_and_from_an_export(tmp_path: Path) -> None:
+    arena = scripted_arena(tmp_path, {"m1": CLEAN, "m2": Script((" other",))})
+
+    async def battle(winner: str, reasons: list[str]) -> None:
+        updates = [u async for u in arena.turn(owner="s", user_key="k", prompt="q")]
+        bid = updates[-1].battle_id
+        await arena.vote(owner="s", user_key="k", battle_id=bid, winner=winner)
+        if reasons:
+            await arena.add_reasons(owner="s", user_key="k", battle_id=bid, reasons=reasons)
+
+    for winner, reasons in [
+        ("a", ["Safer"]),
+        ("a", ["Safer", "More accurate"]),
+        ("b", ["Better written"]),
+        ("tie", ["Safer"]),
+        ("a", []),
+    ]:
+        asyncio.run(battle(winner, reasons))
+    url = arena.settings.resolved_db_url
+    out_db = tmp_path / "db.json"
+    assert main(["ratings", "--db", url, "--by", "reason", "--out", str(out_db)]) == 0
+    from_db = json.loads(out_db.read_text(encoding="utf-8"))
+    assert from_db["votes"] == 5 and from_db["votes_with_reasons"] == 4
+    assert {r["reason"]: r["votes"] for r in from_db["reasons"]} == {
+        "Safer": 3,
+        "More accurate": 1,
+        "Better written": 1,
+    }
+    assert sum(m["wins_with_reasons"] for m in from_db["models"]) == 3  # the tie has no winner
+    log = tmp_path / "votes.jsonl"
+    assert main(["export", "battles", "--db", url, "--out", str(log)]) == 0
+    out_log = tmp_path / "log.json"
+    assert main(["ratings", str(log), "--by", "reason", "--out", str(out_log)]) == 0
+    assert json.loads(out_log.read_text(encoding="utf-8")) == from_db
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"model_a": "x", "model_b": "y", "winner": "tie", "reasons": "Safer"}\n')
+    assert main(["ratings", str(bad), "--by", "reason"]) == 2
