@@ -47,6 +47,7 @@ from arena.lifecycle import BattleMode, BattleRefused, BattleStatus, Refusal, re
 from arena.live import LiveBattle, LiveBattles, Reveal, SideView, TurnUpdate
 from arena.metrics import ArenaMetrics
 from arena.moderation import Action, Decision, Moderator
+from arena.pow import ProofOfWork
 from arena.roster import Roster, load_roster
 from arena.sampling import PairDraw, SamplingPolicy, make_policy
 from arena.store.offload import Offload
@@ -92,6 +93,8 @@ class Arena:
         Content moderation for prompts and answers (default: off).
     terms
         Terms of use that must be accepted before prompting or voting (default: none).
+    pow
+        Proof of work a browser must have done before its votes count (default: none).
     tagger
         Category tagger: with it, each voted battle's style features and tags are stored
         (default: not recorded at vote time; ``arena db backfill-style`` fills them in).
@@ -110,6 +113,7 @@ class Arena:
         moderator: Moderator | None = None,
         terms: Terms | None = None,
         tagger: Tagger | None = None,
+        pow: ProofOfWork | None = None,
     ) -> None:
         missing = [n for n in roster.names if n not in backends]
         if missing:
@@ -123,6 +127,7 @@ class Arena:
         self.metrics = ArenaMetrics()
         self.moderator = moderator or Moderator()
         self.terms = terms
+        self.pow = pow
         # Browser session -> terms version it accepted (bounded: oldest sessions forgotten).
         self._consents: OrderedDict[str, str] = OrderedDict()
         self.reasons = tuple(r.strip() for r in settings.vote_reasons.split(",") if r.strip())
@@ -245,6 +250,12 @@ class Arena:
         backends = {e.name: build_backend(e, settings=settings) for e in roster}
         moderator = Moderator.from_settings(settings, backends)
         terms = Terms.load(settings.terms_file) if settings.terms_file else None
+        secret = store.resolve_secret(settings)
+        pow = (
+            ProofOfWork(secret, difficulty=settings.pow_difficulty)
+            if settings.pow_difficulty > 0
+            else None
+        )
         tagger = tagger_from_settings(settings)
         tagger.warm_up()  # its language models load in the background, not on the first vote
         # A roster entry serving as the guard model judges prompts; it is not drawn to answer.
@@ -256,9 +267,10 @@ class Arena:
             engine=engine,
             backends=backends,
             policy=policy,
-            secret=store.resolve_secret(settings),
+            secret=secret,
             moderator=moderator,
             terms=terms,
+            pow=pow,
             tagger=tagger,
         )
 
@@ -590,6 +602,7 @@ class Arena:
         battle_id: str,
         winner: str,
         consent: str | None = None,
+        pow_pass: str | None = None,
     ) -> Reveal:
         """Commit the vote, then reveal the two models.
 
@@ -615,6 +628,8 @@ class Arena:
         """
         with self._counting_refusals():
             self._check_consent(owner, consent)
+            if self.pow is not None and not self.pow.valid_pass(pow_pass):
+                raise refuse(Refusal.NO_PROOF_OF_WORK)
             value = parse_winner(winner)
             live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
             return await self.votes.vote(live, value)

@@ -83,6 +83,12 @@ class Settings:
         "More accurate,Better written,Followed instructions,Safer",
         "Reasons a voter may pick after a vote (comma-separated); empty: no reason chips.",
     )
+    pow_difficulty: int = _setting(
+        0,
+        "Proof of work before the first vote (ALTCHA): the largest number a challenge hides "
+        "(the browser tries about half as many SHA-256 hashes; 50000 is about a second). 0 "
+        "turns it off.",
+    )
     moderation: str = _setting(
         "off",
         "Content moderation: off, log (store decisions only), warn (tell the voter; the "

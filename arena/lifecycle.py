@@ -144,6 +144,7 @@ class Refusal(StrEnum):
     NOT_READY = "not_ready"
     MODERATED = "moderated"
     NO_CONSENT = "no_consent"
+    NO_PROOF_OF_WORK = "no_proof_of_work"
     BAD_REASON = "bad_reason"
 
     @property
@@ -178,6 +179,8 @@ _MESSAGES: Mapping[Refusal, str] = MappingProxyType(
         Refusal.ERRORED: "This battle ended without both answers and cannot be voted on.",
         Refusal.NOT_READY: "Wait for both answers before voting.",
         Refusal.NO_CONSENT: "Please read and accept the terms of use first.",
+        Refusal.NO_PROOF_OF_WORK: "Your browser has not finished its anti-bot check yet (it "
+        "runs by itself and takes a moment). Please try again in a few seconds.",
         Refusal.BAD_REASON: "Unknown reason {label!r}; pick from: {choices}.",
         Refusal.MODERATED: "This prompt was blocked by this arena's content rules "
         "({categories}). Nothing was sent to the models.",

@@ -98,7 +98,20 @@ def run(args: argparse.Namespace) -> int:
 
     from arena.ui.guard import GuardMiddleware
     from arena.ui.ops import OpsMiddleware
+    from arena.ui.pow import WIDGET_HEAD, PowMiddleware
 
+    middleware = [
+        Middleware(GuardMiddleware),
+        Middleware(
+            OpsMiddleware,
+            engine=arena.engine,
+            metrics=arena.metrics,
+            models=arena.roster.names,
+            metrics_token=settings.metrics_token,
+        ),
+    ]
+    if arena.pow is not None:  # proof of work before voting: its routes and its widget
+        middleware.append(Middleware(PowMiddleware, pow=arena.pow))
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -108,17 +121,7 @@ def run(args: argparse.Namespace) -> int:
         # any that slipped through would be over the size limit (build_app also sweeps
         # Gradio's temporary files hourly).
         max_file_size=0,
-        app_kwargs={
-            "middleware": [
-                Middleware(GuardMiddleware),
-                Middleware(
-                    OpsMiddleware,
-                    engine=arena.engine,
-                    metrics=arena.metrics,
-                    models=arena.roster.names,
-                    metrics_token=settings.metrics_token,
-                ),
-            ]
-        },
+        app_kwargs={"middleware": middleware},
+        head=WIDGET_HEAD if arena.pow is not None else None,
     )
     return 0

@@ -18,6 +18,7 @@ from arena.battles import Arena, BattleRefused, TurnUpdate
 from arena.lifecycle import Refusal, refuse
 from arena.markup import escape_markdown
 from arena.ui.common import owner_of, render_side, user_key_of
+from arena.ui.pow import pass_from_cookies
 
 __all__ = ["build_chat_tab"]
 
@@ -199,6 +200,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
                     user_key=user_key_of(arena, request),
                     battle_id=bid,
                     winner=choice,
+                    pow_pass=pass_from_cookies(request.headers.get("cookie")),
                 )
             except BattleRefused as exc:
                 return [gr.skip(), gr.skip(), bid, f"⚠️ {exc}", *votes(False), gr.skip(), None]
