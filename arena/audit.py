@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from arena import store
@@ -133,50 +132,9 @@ def audit_database(engine: Engine, *, settings: RiggingSettings | None = None) -
     -------
     AuditReport
     """
-    with store.reader(engine).connect() as conn:
-        status = {
-            str(k): int(v)
-            for k, v in conn.execute(text("SELECT status, count(*) FROM battle GROUP BY status"))
-        }
-        per_user = list(
-            conn.execute(
-                text(
-                    "SELECT user_key, count(*), "
-                    "sum(CASE WHEN status = 'voted' THEN 1 ELSE 0 END) "
-                    "FROM battle GROUP BY user_key"
-                )
-            )
-        )
-        excl = {
-            str(k): int(v)
-            for k, v in conn.execute(
-                text(
-                    "SELECT coalesce(exclusion, '(counted)'), count(*) FROM vote GROUP BY exclusion"
-                )
-            )
-        }
-        votes = list(
-            conn.execute(
-                text(
-                    "SELECT v.judge, ma.name, mb.name, v.winner, v.anony, v.voted_at, "
-                    "v.exclusion FROM vote v "
-                    "JOIN model ma ON ma.id = v.model_a_id JOIN model mb ON mb.id = v.model_b_id"
-                )
-            )
-        )
-        # Exposure vs the policy that drew each pair: an ordered pair drawn with
-        # probability p appears as its unordered pair with probability 2p (sides by coin).
-        pairs = list(
-            conn.execute(
-                text(
-                    "SELECT ma.name, mb.name, count(*), avg(b.pair_probability) FROM battle b "
-                    "JOIN model ma ON ma.id = b.model_a_id "
-                    "JOIN model mb ON mb.id = b.model_b_id "
-                    "WHERE b.mode = 'anony' AND b.pair_probability IS NOT NULL "
-                    "GROUP BY ma.name, mb.name"
-                )
-            )
-        )
+    tables = store.audit_tables(engine=engine)
+    status, per_user, excl = tables.status, tables.per_user, tables.exclusions
+    votes, pairs = tables.votes, tables.pairs
     report = AuditReport(
         source=store.redact_url(str(engine.url)),
         votes=len(votes),

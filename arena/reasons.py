@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from arena import store
 from ratings.data import BattleDataError
 
 __all__ = ["ReasonSummary", "format_reasons", "reasons_from_db", "reasons_from_log", "summarise"]
@@ -77,19 +77,7 @@ def summarise(rows: Iterable[Row]) -> ReasonSummary:
 
 def reasons_from_db(engine: Engine) -> list[Row]:
     """Every counted anonymous vote with its reasons (empty when it has none)."""
-    sql = text(
-        "SELECT v.battle_id, ma.name, mb.name, v.winner, r.reason FROM vote v "
-        "JOIN model ma ON ma.id = v.model_a_id JOIN model mb ON mb.id = v.model_b_id "
-        "LEFT JOIN vote_reason r ON r.battle_id = v.battle_id "
-        "WHERE v.exclusion IS NULL AND v.anony ORDER BY v.battle_id"
-    )
-    votes: dict[str, tuple[str, str, str, list[str]]] = {}
-    with engine.connect() as conn:
-        for bid, a, b, winner, reason in conn.execute(sql):
-            entry = votes.setdefault(bid, (a, b, winner, []))
-            if reason is not None:
-                entry[3].append(reason)
-    return [(a, b, w, tuple(rs)) for a, b, w, rs in votes.values()]
+    return store.votes_with_reasons(engine=engine)
 
 
 def reasons_from_log(path: str | Path) -> list[Row]:

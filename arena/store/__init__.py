@@ -77,10 +77,14 @@ from arena.store.ops import (
     upsert_model,
 )
 from arena.store.reads import (
+    AuditTables,
+    audit_tables,
     battles_for_ratings,
     counted_votes_on_question,
     deprecated_model_names,
+    ping,
     recent_votes_by,
+    votes_with_reasons,
 )
 
 __all__ = [
@@ -90,6 +94,7 @@ __all__ = [
     "MESSAGE_SIDES",
     "WINNERS",
     "AlreadyVoted",
+    "AuditTables",
     "Battle",
     "BattleErrored",
     "BattleImportError",
@@ -113,6 +118,7 @@ __all__ = [
     "VoteRefused",
     "add_vote_reasons",
     "append_message",
+    "audit_tables",
     "battle_model_names",
     "battles_for_ratings",
     "check_schema",
@@ -131,6 +137,7 @@ __all__ = [
     "mark_exclusion",
     "new_session",
     "open_engine",
+    "ping",
     "question_id_for",
     "reader",
     "recent_votes_by",
@@ -143,4 +150,5 @@ __all__ = [
     "upsert_model",
     "user_key",
     "utcnow",
+    "votes_with_reasons",
 ]

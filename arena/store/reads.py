@@ -10,6 +10,7 @@ cursor hands back plain tuples, and each column goes to numpy through ``map(item
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -26,10 +27,14 @@ from arena.store.models import WINNERS, Vote
 from ratings.data import Battles
 
 __all__ = [
+    "AuditTables",
+    "audit_tables",
     "battles_for_ratings",
     "counted_votes_on_question",
     "deprecated_model_names",
+    "ping",
     "recent_votes_by",
+    "votes_with_reasons",
 ]
 
 _OUTCOME_SQL = (
@@ -243,3 +248,117 @@ def deprecated_model_names(*, engine: Engine) -> set[str]:
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT name FROM model WHERE deprecated_at IS NOT NULL"))
         return {str(r[0]) for r in rows}
+
+
+@dataclass(frozen=True)
+class AuditTables:
+    """What ``arena audit`` reads from a database.
+
+    Attributes
+    ----------
+    status
+        Battles per status.
+    per_user
+        ``(user_key, battles served, battles voted)`` per voter.
+    exclusions
+        Votes per exclusion reason (``(counted)`` for counted votes).
+    votes
+        ``(judge, model_a, model_b, winner, anony, voted_at, exclusion)`` per vote.
+    pairs
+        ``(model_a, model_b, battles, mean pair probability)`` per anonymous ordered pair.
+    """
+
+    status: dict[str, int]
+    per_user: list[tuple[str, int, int]]
+    exclusions: dict[str, int]
+    votes: list[tuple[Any, ...]]
+    pairs: list[tuple[str, str, int, float]]
+
+
+def audit_tables(*, engine: Engine) -> AuditTables:
+    """Read what the audit report needs, in one read transaction.
+
+    Parameters
+    ----------
+    engine
+        The arena's database.
+
+    Returns
+    -------
+    AuditTables
+    """
+    with reader(engine).connect() as conn:
+        status = {
+            str(k): int(v)
+            for k, v in conn.execute(text("SELECT status, count(*) FROM battle GROUP BY status"))
+        }
+        per_user = [
+            (str(k), int(n), int(voted or 0))
+            for k, n, voted in conn.execute(
+                text(
+                    "SELECT user_key, count(*), "
+                    "sum(CASE WHEN status = 'voted' THEN 1 ELSE 0 END) "
+                    "FROM battle GROUP BY user_key"
+                )
+            )
+        ]
+        exclusions = {
+            str(k): int(v)
+            for k, v in conn.execute(
+                text(
+                    "SELECT coalesce(exclusion, '(counted)'), count(*) FROM vote GROUP BY exclusion"
+                )
+            )
+        }
+        votes = [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT v.judge, ma.name, mb.name, v.winner, v.anony, v.voted_at, "
+                    "v.exclusion FROM vote v "
+                    "JOIN model ma ON ma.id = v.model_a_id JOIN model mb ON mb.id = v.model_b_id"
+                )
+            )
+        ]
+        pairs = [
+            (str(a), str(b), int(n), float(p))
+            for a, b, n, p in conn.execute(
+                text(
+                    "SELECT ma.name, mb.name, count(*), avg(b.pair_probability) FROM battle b "
+                    "JOIN model ma ON ma.id = b.model_a_id "
+                    "JOIN model mb ON mb.id = b.model_b_id "
+                    "WHERE b.mode = 'anony' AND b.pair_probability IS NOT NULL "
+                    "GROUP BY ma.name, mb.name"
+                )
+            )
+        ]
+    return AuditTables(status, per_user, exclusions, votes, pairs)
+
+
+def votes_with_reasons(*, engine: Engine) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """Every counted anonymous vote with the reasons its voter gave (empty when none).
+
+    Returns
+    -------
+    list of tuple
+        ``(model_a, model_b, winner, reasons)``.
+    """
+    sql = text(
+        "SELECT v.battle_id, ma.name, mb.name, v.winner, r.reason FROM vote v "
+        "JOIN model ma ON ma.id = v.model_a_id JOIN model mb ON mb.id = v.model_b_id "
+        "LEFT JOIN vote_reason r ON r.battle_id = v.battle_id "
+        "WHERE v.exclusion IS NULL AND v.anony ORDER BY v.battle_id, r.reason"
+    )
+    votes: dict[str, tuple[str, str, str, list[str]]] = {}
+    with reader(engine).connect() as conn:
+        for bid, a, b, winner, reason in conn.execute(sql):
+            entry = votes.setdefault(bid, (a, b, winner, []))
+            if reason is not None:
+                entry[3].append(reason)
+    return [(a, b, w, tuple(rs)) for a, b, w, rs in votes.values()]
+
+
+def ping(*, engine: Engine) -> None:
+    """Run a trivial query: raises whatever the database raises when it cannot answer."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

@@ -22,9 +22,9 @@ import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from arena import store
 from arena.metrics import ArenaMetrics
 
 __all__ = ["OpsMiddleware", "ready"]
@@ -40,12 +40,6 @@ _PROMETHEUS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _DB_TIMEOUT_S = 3.0
 
 
-def _db_ok(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
-    return True
-
-
 async def ready(engine: Engine, metrics: ArenaMetrics, models: tuple[str, ...]) -> tuple[bool, str]:
     """Whether this replica should get new sessions, and why (not).
 
@@ -55,7 +49,7 @@ async def ready(engine: Engine, metrics: ArenaMetrics, models: tuple[str, ...]) 
         ``(ready, reason)``.
     """
     try:
-        await asyncio.wait_for(asyncio.to_thread(_db_ok, engine), _DB_TIMEOUT_S)
+        await asyncio.wait_for(asyncio.to_thread(store.ping, engine=engine), _DB_TIMEOUT_S)
     except Exception as exc:  # any failure to reach the database means not ready
         return False, f"database unreachable: {type(exc).__name__}"
     healthy = metrics.healthy_models(models)
