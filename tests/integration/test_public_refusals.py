@@ -75,7 +75,8 @@ def call(app: App, api: str, data: list[Any], session: str) -> list[Any]:
 
 def send(app: App, prompt: str, session: str) -> str:
     """A first prompt (new anonymous battle); the status line of the reply."""
-    return str(call(app, "battle_send", [prompt, None, None, None, None, None], session)[RAW_STATUS])
+    reply = call(app, "battle_send", [prompt, None, None, None, None, None], session)
+    return str(reply[RAW_STATUS])
 
 
 def battle_ids(app: App) -> set[str]:
