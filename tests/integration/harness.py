@@ -233,6 +233,7 @@ def queue_call(
     raw_body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
     local_address: str | None = None,
+    session: str | None = None,
     timeout: float = STEP_TIMEOUT_S,
 ) -> tuple[int, str, list[dict[str, Any]]]:
     """One event through Gradio's queue, by hand: POST /gradio_api/queue/join, then read the
@@ -242,8 +243,10 @@ def queue_call(
     join was refused).  ``raw_body`` replaces the JSON body (it must contain
     ``SESSION_HASH`` where the session hash goes).  ``local_address`` picks the source
     address (any of 127.0.0.0/8 reaches the app on 127.0.0.1 as a different peer).
+    ``session`` reuses a session hash, so that several calls are one browser session
+    (default: a new session per call).
     """
-    session = uuid.uuid4().hex[:12]
+    session = session or uuid.uuid4().hex[:12]
     if raw_body is None:
         body = json.dumps(
             {
