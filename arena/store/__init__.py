@@ -83,6 +83,7 @@ from arena.store.reads import (
     counted_votes_on_question,
     deprecated_model_names,
     ping,
+    recent_prompts_by,
     recent_votes_by,
     votes_with_reasons,
 )
@@ -140,6 +141,7 @@ __all__ = [
     "ping",
     "question_id_for",
     "reader",
+    "recent_prompts_by",
     "recent_votes_by",
     "record_moderation",
     "record_vote",

@@ -23,7 +23,7 @@ from sqlmodel import col
 
 from arena.store.engine import reader
 from arena.store.features import vote_context
-from arena.store.models import WINNERS, Vote
+from arena.store.models import WINNERS, Battle, Message, Vote
 from ratings.data import Battles
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "counted_votes_on_question",
     "deprecated_model_names",
     "ping",
+    "recent_prompts_by",
     "recent_votes_by",
     "votes_with_reasons",
 ]
@@ -227,6 +228,50 @@ def recent_votes_by(
     voted_at = col(Vote.voted_at)
     query = sa.select(sa.func.count(), sa.func.min(voted_at)).where(
         col(Vote.judge) == user_key, voted_at > since
+    )
+    with reader(engine).connect() as conn:
+        n, first = conn.execute(query).one()
+    return int(n), first
+
+
+def recent_prompts_by(
+    *, engine: Engine, user_key: str, since: dt.datetime, battles_since: dt.datetime
+) -> tuple[int, dt.datetime | None]:
+    """How many prompts a user sent after ``since``, and the earliest of them.
+
+    For the prompts-per-minute limit, so that it holds across app replicas and restarts.
+    A prompt is a user message (first turns and follow-ups); only battles created after
+    ``battles_since`` are looked at, so that ``ix_battle_created_at`` bounds the scan to
+    the recent battles (a follow-up in an older battle is left to the replica's own
+    in-memory count).
+
+    Parameters
+    ----------
+    engine
+        The store.
+    user_key
+        The user's keyed hash (``battle.user_key``).
+    since
+        Timezone-aware start of the window.
+    battles_since
+        Timezone-aware lower bound on the creation time of the battles counted.
+
+    Returns
+    -------
+    tuple
+        ``(count, earliest)``; ``earliest`` is ``None`` when the count is 0.
+    """
+    created = col(Message.created_at)
+    query = (
+        sa.select(sa.func.count(), sa.func.min(created))
+        .select_from(Message)
+        .join(Battle, col(Battle.id) == col(Message.battle_id))
+        .where(
+            col(Battle.created_at) > battles_since,
+            col(Battle.user_key) == user_key,
+            col(Message.side) == "user",
+            created > since,
+        )
     )
     with reader(engine).connect() as conn:
         n, first = conn.execute(query).one()
