@@ -146,7 +146,9 @@ class Settings:
         "Most battles one client address may have being answered at the same time (0: no cap).",
     )
     leaderboard_refresh_s: float = _setting(
-        60.0, "Least seconds between two leaderboard recomputations in the app."
+        1.0,
+        "Least seconds between two leaderboard updates in the app (each folds in the votes "
+        "committed since the last one, from every replica; milliseconds at any table size).",
     )
     min_battles: int = _setting(
         50, "Models with fewer counted battles are marked preliminary on the leaderboard."
