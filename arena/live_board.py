@@ -20,10 +20,10 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -49,7 +49,6 @@ RECOUNT_S = 60.0
 _OUTCOME_SQL = (
     "CASE winner " + " ".join(f"WHEN '{w}' THEN {code}" for code, w in enumerate(WINNERS)) + " END"
 )
-Cell = tuple[int, int, int]  # (model_a_id, model_b_id, outcome)
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,8 @@ class LiveBoard:
         self.options = options or RatingOptions()
         self._clock = clock
         self._lock = threading.Lock()
-        self._settled: Counter[Cell] = Counter()
+        # Dense cells: [model_a_id, model_b_id, outcome] -> votes (model ids are small).
+        self._settled = np.zeros((0, 0, 4), dtype=np.int64)
         self._settled_id = 0  # every counted vote with id <= this is in _settled
         self._last_id = 0
         self._recounted_at = -float("inf")
@@ -122,9 +122,8 @@ class LiveBoard:
                 self._recount(now)
                 self._recounted_at = now
             tail = self._fold(now)
-            cells = self._settled + tail
             names = self._model_names()
-            return self._fit(cells, names)
+            return self._fit(_add(self._settled, tail), names)
 
     def _counted(self) -> str:
         return f"anony = {self._true} AND exclusion IS NULL"
@@ -149,9 +148,9 @@ class LiveBoard:
                 ),
                 {"settled": self._settled_id},
             ).all()
-        self._settled = Counter({(int(a), int(b), int(o)): int(n) for a, b, o, n in rows})
+        self._settled = _dense([(int(a), int(b), int(o), int(n)) for a, b, o, n in rows])
 
-    def _fold(self, now: float) -> Counter[Cell]:
+    def _fold(self, now: float) -> npt.NDArray[np.int64]:
         """Read the unsettled votes; settle the old ones; return the rest as cells."""
         settle_before = now - SETTLE_S
         with reader(self.engine).begin() as conn:
@@ -163,7 +162,8 @@ class LiveBoard:
                 ),
                 {"settled": self._settled_id},
             ).all()
-        tail: Counter[Cell] = Counter()
+        settled: list[tuple[int, int, int, int]] = []
+        tail: list[tuple[int, int, int, int]] = []
         settling = True
         for vid, a, b, outcome, voted_at, counted in rows:
             self._last_id = max(self._last_id, int(vid))
@@ -172,37 +172,37 @@ class LiveBoard:
             settling = settling and _epoch(voted_at) < settle_before
             if settling:
                 self._settled_id = int(vid)
-                if counted:
-                    self._settled[(int(a), int(b), int(outcome))] += 1
-            elif counted:
-                tail[(int(a), int(b), int(outcome))] += 1
-        return tail
+            if counted:
+                (settled if settling else tail).append((int(a), int(b), int(outcome), 1))
+        if settled:
+            self._settled = _add(self._settled, _dense(settled))
+        return _dense(tail)
 
     def _model_names(self) -> dict[int, str]:
         with reader(self.engine).connect() as conn:
             return {int(i): str(n) for i, n in conn.execute(text("SELECT id, name FROM model"))}
 
-    def _fit(self, cells: Counter[Cell], names: dict[int, str]) -> LiveResult:
-        cells = +cells  # drop zero counts
-        n_votes = sum(cells.values())
-        used = sorted({m for a, b, _ in cells for m in (a, b)}, key=lambda m: names.get(m, ""))
-        if len(used) < 2:
+    def _fit(self, cells: npt.NDArray[np.int64], names: dict[int, str]) -> LiveResult:
+        n_votes = int(cells.sum())
+        # Canonical cells i < j: a cell (a, b) with a > b is (b, a) with the winner swapped.
+        swapped = cells[:, :, [B_WINS, A_WINS, 2, 3]].transpose(1, 0, 2)
+        both = cells + swapped
+        played = both.sum(axis=2)
+        used_ids = np.flatnonzero(played.sum(axis=1) > 0)
+        if used_ids.size < 2:
             return LiveResult(None, n_votes, self._last_id)
-        index = {m: k for k, m in enumerate(used)}
-        canon: Counter[tuple[int, int, int]] = Counter()
-        for (a, b, o), count in cells.items():
-            i, j = index[a], index[b]
-            if i > j:
-                i, j = j, i
-                o = B_WINS if o == A_WINS else A_WINS if o == B_WINS else o
-            canon[(i, j, o)] += count
-        keys = sorted(canon)
-        n = np.array([canon[k] for k in keys], dtype=np.int64)
+        used = sorted(used_ids.tolist(), key=lambda m: names.get(m, ""))
+        order = np.array(used, dtype=np.int64)
+        sub = both[np.ix_(order, order)]  # in name order
+        i, j, o = np.nonzero(
+            np.triu(np.ones(sub.shape[:2], dtype=bool), k=1)[:, :, None] & (sub > 0)
+        )
+        n = sub[i, j, o].astype(np.int64)
         counts = Counts(
             models=tuple(names.get(m, f"model {m}") for m in used),
-            i=np.array([k[0] for k in keys], dtype=np.int64),
-            j=np.array([k[1] for k in keys], dtype=np.int64),
-            outcome=np.array([k[2] for k in keys], dtype=np.int8),
+            i=i.astype(np.int64),
+            j=j.astype(np.int64),
+            outcome=o.astype(np.int8),
             n=n,
             weight=n.astype(np.float64),
             weight_sq=n.astype(np.float64),
@@ -211,6 +211,26 @@ class LiveBoard:
         lb, theta = leaderboard_from_counts(counts, self.options, theta0=theta0)
         self._theta = dict(zip(counts.models, map(float, theta), strict=True))
         return LiveResult(lb, n_votes, self._last_id)
+
+
+def _dense(rows: list[tuple[int, int, int, int]]) -> npt.NDArray[np.int64]:
+    """``(model_a_id, model_b_id, outcome, n)`` rows as a dense cell array."""
+    if not rows:
+        return np.zeros((0, 0, 4), dtype=np.int64)
+    arr = np.array(rows, dtype=np.int64)
+    k = int(arr[:, :2].max()) + 1
+    out = np.zeros((k, k, 4), dtype=np.int64)
+    np.add.at(out, (arr[:, 0], arr[:, 1], arr[:, 2]), arr[:, 3])
+    return out
+
+
+def _add(x: npt.NDArray[np.int64], y: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Sum of two dense cell arrays of possibly different sizes."""
+    k = max(x.shape[0], y.shape[0])
+    out = np.zeros((k, k, 4), dtype=np.int64)
+    out[: x.shape[0], : x.shape[1]] += x
+    out[: y.shape[0], : y.shape[1]] += y
+    return out
 
 
 def _epoch(value: object) -> float:
