@@ -11,7 +11,8 @@ than one already folded; and a vote's exclusion may be written just after it.  S
 of the last :data:`SETTLE_S` seconds stay *unsettled*: they are re-read on every fold (they
 are few) and only then moved into the settled cells.  Corrections to older votes (an
 exclusion, ``arena audit --apply``, an import) are caught by a full recount in SQL every
-:data:`RECOUNT_S` seconds, or at once after :meth:`LiveBoard.invalidate`.
+:data:`RECOUNT_S` seconds, in the background (about a second at a million votes, during which
+the folds go on), or at once after :meth:`LiveBoard.invalidate`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ __all__ = ["RECOUNT_S", "SETTLE_S", "LiveBoard", "LiveResult"]
 log = logging.getLogger(__name__)
 
 #: Votes younger than this are re-read on every fold (late commits, fresh exclusions).
-SETTLE_S = 30.0
+SETTLE_S = 10.0
 #: Seconds between two full recounts (corrections to settled votes reach the board).
 RECOUNT_S = 60.0
 
@@ -101,6 +102,12 @@ class LiveBoard:
         self._settled_id = 0  # every counted vote with id <= this is in _settled
         self._last_id = 0
         self._recounted_at = -float("inf")
+        self._forced = True  # the next recount runs inline (first update, invalidate())
+        # A periodic recount runs in the background; the cells settled meanwhile (ids above
+        # the recount's bound) are kept aside and added to its result.
+        self._recounting: threading.Thread | None = None
+        self._since_recount = np.zeros((0, 0, 4), dtype=np.int64)
+        self._generation = 0
         self._theta: dict[str, float] = {}
         self._true = "1" if engine.dialect.name == "sqlite" else "TRUE"
 
@@ -108,6 +115,13 @@ class LiveBoard:
         """Recount everything on the next :meth:`update` (after imports, audits, ...)."""
         with self._lock:
             self._recounted_at = -float("inf")
+            self._forced = True
+
+    def wait_recount(self) -> None:
+        """Wait for a background recount in progress (tests, benchmarks)."""
+        running = self._recounting
+        if running is not None:
+            running.join()
 
     def update(self) -> LiveResult:
         """Fold the new votes in and fit; returns the current leaderboard.
@@ -118,9 +132,21 @@ class LiveBoard:
         """
         with self._lock:
             now = float(self._clock())  # type: ignore[operator]
-            if now - self._recounted_at >= RECOUNT_S:
-                self._recount(now)
+            if self._forced:
+                self._generation += 1  # a background recount still running is discarded
+                self._settled = self._recount(now)
+                self._recounted_at, self._forced = now, False
+            elif now - self._recounted_at >= RECOUNT_S and self._recounting is None:
                 self._recounted_at = now
+                self._since_recount = np.zeros((0, 0, 4), dtype=np.int64)
+                bound = self._settled_id
+                self._recounting = threading.Thread(
+                    target=self._recount_in_background,
+                    args=(now, bound, self._generation),
+                    name="arena-live-recount",
+                    daemon=True,
+                )
+                self._recounting.start()
             tail = self._fold(now)
             names = self._model_names()
             return self._fit(_add(self._settled, tail), names)
@@ -128,8 +154,21 @@ class LiveBoard:
     def _counted(self) -> str:
         return f"anony = {self._true} AND exclusion IS NULL"
 
-    def _recount(self, now: float) -> None:
-        """Replace the settled cells by a full count in SQL (catches every correction)."""
+    def _recount_in_background(self, now: float, bound: int, generation: int) -> None:
+        try:
+            counted = self._recount(now, bound)
+        except Exception:  # the folds go on; the next recount tries again
+            log.exception("live leaderboard: recount failed")
+            with self._lock:
+                self._recounting = None
+            return
+        with self._lock:
+            if generation == self._generation:  # no inline recount replaced it meanwhile
+                self._settled = _add(counted, self._since_recount)
+            self._recounting = None
+
+    def _recount(self, now: float, bound: int | None = None) -> npt.NDArray[np.int64]:
+        """A full count in SQL of the settled votes (catches every correction)."""
         with reader(self.engine).begin() as conn:
             if self._settled_id == 0:
                 # The first count: settle everything old in SQL rather than folding a
@@ -139,16 +178,16 @@ class LiveBoard:
                     sa.select(sa.func.max(col(Vote.id))).where(col(Vote.voted_at) < cutoff)
                 ).scalar_one()
                 self._settled_id = int(top or 0)
-                self._last_id = self._settled_id
+                self._last_id = max(self._last_id, self._settled_id)
             rows = conn.execute(
                 text(
                     f"SELECT model_a_id, model_b_id, {_OUTCOME_SQL}, count(*) FROM vote "
                     f"WHERE {self._counted()} AND id <= :settled "
                     "GROUP BY model_a_id, model_b_id, winner"
                 ),
-                {"settled": self._settled_id},
+                {"settled": self._settled_id if bound is None else bound},
             ).all()
-        self._settled = _dense([(int(a), int(b), int(o), int(n)) for a, b, o, n in rows])
+        return _dense([(int(a), int(b), int(o), int(n)) for a, b, o, n in rows])
 
     def _fold(self, now: float) -> npt.NDArray[np.int64]:
         """Read the unsettled votes; settle the old ones; return the rest as cells."""
@@ -175,7 +214,10 @@ class LiveBoard:
             if counted:
                 (settled if settling else tail).append((int(a), int(b), int(outcome), 1))
         if settled:
-            self._settled = _add(self._settled, _dense(settled))
+            cells = _dense(settled)
+            self._settled = _add(self._settled, cells)
+            if self._recounting is not None:
+                self._since_recount = _add(self._since_recount, cells)
         return _dense(tail)
 
     def _model_names(self) -> dict[int, str]:

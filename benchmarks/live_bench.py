@@ -28,13 +28,15 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -75,7 +77,8 @@ def fill(engine: Any, votes: int, models: int, say: Any) -> None:
             conn.execute(
                 text(
                     "CREATE TEMP TABLE bulk ON COMMIT DROP AS "
-                    "SELECT g, :lo + a AS a, :lo + (a + 1 + (g::bigint * 104729) % (:m - 1)) % :m AS b, "
+                    "SELECT g, :lo + a AS a, "
+                    ":lo + (a + 1 + (g::bigint * 104729) % (:m - 1)) % :m AS b, "
                     "now() - interval '1 day' + g * interval '1 millisecond' AS ts, "
                     "random() AS u FROM (SELECT g, ((g::bigint * 7919) % :m)::int AS a "
                     "FROM generate_series(:s + 1, :s + :n) g) x"
@@ -149,17 +152,40 @@ class Voters:
                     session=s, battle_id=battle.id, turn=1, side="user", content=f"q {uid} {k}"
                 )
                 store.set_status(session=s, battle_id=battle.id, status="ready")
-                t0 = time.monotonic()
+                t0 = time.time()
                 vote = store.record_vote(
                     session=s,
                     battle_id=battle.id,
                     winner=("model_a", "model_b", "tie")[k % 3],
                     user_key=f"bench-{uid}",
                 )
-                t1 = time.monotonic()
+                t1 = time.time()
                 with self.lock:
                     self.commits.append((int(vote.id or 0), t1, t1 - t0))
                 k += 1
+
+
+def run_voters(args: argparse.Namespace) -> list[tuple[int, float, float]]:
+    """Run ``--users`` voters for ``--seconds`` in a child process; its commit records."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "commits.json"
+        subprocess.run(
+            [
+                *(sys.executable, __file__, "--db", args.db, "--users", str(args.users)),
+                *("--seconds", str(args.seconds), "--voters-out", str(out)),
+            ],
+            check=True,
+        )
+        return [tuple(r) for r in json.loads(out.read_text())]  # type: ignore[misc]
+
+
+def voters_main(args: argparse.Namespace) -> int:
+    engine = create_engine(args.db, pool_size=args.users, max_overflow=0)
+    with engine.connect() as conn:
+        names = [str(r[0]) for r in conn.execute(text("SELECT name FROM model ORDER BY id"))]
+    commits = Voters(engine, args.users, names).run_for(args.seconds)
+    args.voters_out.write_text(json.dumps(commits))
+    return 0
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -183,13 +209,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         full_s.append(time.perf_counter() - t0)
     say(f"full recomputation: {statistics.median(full_s):.2f} s")
 
-    voters = Voters(engine, args.users, names)
+    # The voters stand for the app processes: another process, as in a deployment (in this
+    # one their 20 threads would hold the GIL and the pooled connections the board needs).
     # Phase 1: votes without the live board (the commit latency baseline).
-    plain = voters.run_for(args.seconds)
+    plain = run_voters(args)
     say(f"without the board: {len(plain)} votes")
 
     # Phase 2: the same load with the app's Standings updating every --refresh seconds.
-    standings = Standings(engine=engine, roster=Roster(Path("(none)"), ()), refresh_s=0.0, min_battles=50)
+    standings = Standings(
+        engine=engine, roster=Roster(Path("(none)"), ()), refresh_s=0.0, min_battles=50
+    )
     t0 = time.perf_counter()
     first = standings.get(wait=True)
     first_s = time.perf_counter() - t0
@@ -205,12 +234,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             w0 = time.perf_counter()
             snap = standings.get(wait=True)
             update_s.append(time.perf_counter() - w0)
-            seen.append((snap.last_vote_id, time.monotonic()))
+            seen.append((snap.last_vote_id, time.time()))
             stop.wait(max(0.0, args.refresh - (time.perf_counter() - w0)))
 
     board_thread = threading.Thread(target=board, daemon=True)
     board_thread.start()
-    live = voters.run_for(args.seconds)
+    live = run_voters(args)
     stop.set()
     board_thread.join()
     say(f"with the board: {len(live)} votes, {len(update_s)} updates")
@@ -269,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-rounds", type=int, default=3)
     parser.add_argument("--reuse", action="store_true", help="the database is already filled")
     parser.add_argument("--json", type=Path, help="write the result here")
+    parser.add_argument("--voters-out", type=Path, help=argparse.SUPPRESS)  # the child
     args = parser.parse_args(argv)
+    if args.voters_out:
+        return voters_main(args)
     result = run(args)
     out = json.dumps(result, indent=2)
     print(out)

@@ -101,6 +101,8 @@ def test_folded_board_equals_the_full_recomputation(engine: Engine, seed: int) -
         for bid in ids[:4]:
             store.mark_exclusion(session=s, battle_id=bid, reason=None)
     clock.now += live_board.RECOUNT_S
+    live(board)  # starts the periodic recount in the background
+    board.wait_recount()
     assert_same(live(board), full(engine))
     assert board.update().n_votes == len(
         store.battles_for_ratings(engine=engine, with_clusters=False)
