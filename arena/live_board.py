@@ -25,13 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import sqlalchemy as sa
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlmodel import col
 
-from arena.store import reader
-from arena.store.models import WINNERS, Vote
+from arena import store
 from ratings import Leaderboard, RatingOptions
 from ratings.data import A_WINS, B_WINS, Counts
 from ratings.leaderboard import leaderboard_from_counts
@@ -44,12 +40,6 @@ log = logging.getLogger(__name__)
 SETTLE_S = 10.0
 #: Seconds between two full recounts (corrections to settled votes reach the board).
 RECOUNT_S = 60.0
-
-# Stored winner -> outcome code from model A's side (ratings.data: A_WINS, B_WINS, TIE,
-# BOTH_BAD), in the order of arena.store.models.WINNERS.
-_OUTCOME_SQL = (
-    "CASE winner " + " ".join(f"WHEN '{w}' THEN {code}" for code, w in enumerate(WINNERS)) + " END"
-)
 
 
 @dataclass(frozen=True)
@@ -109,7 +99,6 @@ class LiveBoard:
         self._since_recount = np.zeros((0, 0, 4), dtype=np.int64)
         self._generation = 0
         self._theta: dict[str, float] = {}
-        self._true = "1" if engine.dialect.name == "sqlite" else "TRUE"
 
     def invalidate(self) -> None:
         """Recount everything on the next :meth:`update` (after imports, audits, ...)."""
@@ -151,9 +140,6 @@ class LiveBoard:
             names = self._model_names()
             return self._fit(_add(self._settled, tail), names)
 
-    def _counted(self) -> str:
-        return f"anony = {self._true} AND exclusion IS NULL"
-
     def _recount_in_background(self, now: float, bound: int, generation: int) -> None:
         try:
             counted = self._recount(now, bound)
@@ -169,38 +155,19 @@ class LiveBoard:
 
     def _recount(self, now: float, bound: int | None = None) -> npt.NDArray[np.int64]:
         """A full count in SQL of the settled votes (catches every correction)."""
-        with reader(self.engine).begin() as conn:
-            if self._settled_id == 0:
-                # The first count: settle everything old in SQL rather than folding a
-                # million rows through Python.
-                cutoff = dt.datetime.fromtimestamp(now - SETTLE_S, dt.UTC)
-                top = conn.execute(
-                    sa.select(sa.func.max(col(Vote.id))).where(col(Vote.voted_at) < cutoff)
-                ).scalar_one()
-                self._settled_id = int(top or 0)
-                self._last_id = max(self._last_id, self._settled_id)
-            rows = conn.execute(
-                text(
-                    f"SELECT model_a_id, model_b_id, {_OUTCOME_SQL}, count(*) FROM vote "
-                    f"WHERE {self._counted()} AND id <= :settled "
-                    "GROUP BY model_a_id, model_b_id, winner"
-                ),
-                {"settled": self._settled_id if bound is None else bound},
-            ).all()
-        return _dense([(int(a), int(b), int(o), int(n)) for a, b, o, n in rows])
+        if self._settled_id == 0:
+            # The first count: settle everything old in SQL rather than folding a million
+            # rows through Python.
+            cutoff = dt.datetime.fromtimestamp(now - SETTLE_S, dt.UTC)
+            self._settled_id = store.vote_id_before(engine=self.engine, before=cutoff)
+            self._last_id = max(self._last_id, self._settled_id)
+        up_to = self._settled_id if bound is None else bound
+        return _dense(store.live_vote_cells(engine=self.engine, up_to_id=up_to))
 
     def _fold(self, now: float) -> npt.NDArray[np.int64]:
         """Read the unsettled votes; settle the old ones; return the rest as cells."""
         settle_before = now - SETTLE_S
-        with reader(self.engine).begin() as conn:
-            rows = conn.execute(
-                text(
-                    f"SELECT id, model_a_id, model_b_id, {_OUTCOME_SQL}, voted_at, "
-                    f"CASE WHEN {self._counted()} THEN 1 ELSE 0 END FROM vote "
-                    "WHERE id > :settled ORDER BY id"
-                ),
-                {"settled": self._settled_id},
-            ).all()
+        rows = store.live_votes_after(engine=self.engine, after_id=self._settled_id)
         settled: list[tuple[int, int, int, int]] = []
         tail: list[tuple[int, int, int, int]] = []
         settling = True
@@ -221,8 +188,7 @@ class LiveBoard:
         return _dense(tail)
 
     def _model_names(self) -> dict[int, str]:
-        with reader(self.engine).connect() as conn:
-            return {int(i): str(n) for i, n in conn.execute(text("SELECT id, name FROM model"))}
+        return store.model_names_by_id(engine=self.engine)
 
     def _fit(self, cells: npt.NDArray[np.int64], names: dict[int, str]) -> LiveResult:
         n_votes = int(cells.sum())

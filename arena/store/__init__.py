@@ -82,9 +82,13 @@ from arena.store.reads import (
     battles_for_ratings,
     counted_votes_on_question,
     deprecated_model_names,
+    live_vote_cells,
+    live_votes_after,
+    model_names_by_id,
     ping,
     recent_prompts_by,
     recent_votes_by,
+    vote_id_before,
     votes_with_reasons,
 )
 
@@ -135,7 +139,10 @@ __all__ = [
     "import_battles",
     "iter_export_records",
     "list_messages",
+    "live_vote_cells",
+    "live_votes_after",
     "mark_exclusion",
+    "model_names_by_id",
     "new_session",
     "open_engine",
     "ping",
@@ -152,5 +159,6 @@ __all__ = [
     "upsert_model",
     "user_key",
     "utcnow",
+    "vote_id_before",
     "votes_with_reasons",
 ]

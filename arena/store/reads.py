@@ -32,9 +32,13 @@ __all__ = [
     "battles_for_ratings",
     "counted_votes_on_question",
     "deprecated_model_names",
+    "live_vote_cells",
+    "live_votes_after",
+    "model_names_by_id",
     "ping",
     "recent_prompts_by",
     "recent_votes_by",
+    "vote_id_before",
     "votes_with_reasons",
 ]
 
@@ -407,3 +411,51 @@ def ping(*, engine: Engine) -> None:
     """Run a trivial query: raises whatever the database raises when it cannot answer."""
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def _counted_sql(engine: Engine) -> str:
+    true = "1" if engine.dialect.name == "sqlite" else "TRUE"
+    return f"anony = {true} AND exclusion IS NULL"
+
+
+def live_vote_cells(*, engine: Engine, up_to_id: int) -> list[tuple[int, int, int, int]]:
+    """Counted votes with ``id <= up_to_id`` as ``(model_a_id, model_b_id, outcome, n)``.
+
+    The live leaderboard's full recount (``arena.live_board``): one GROUP BY in the database.
+    ``outcome`` is the index of the winner in :data:`arena.store.models.WINNERS`.
+    """
+    sql = (
+        f"SELECT model_a_id, model_b_id, {_OUTCOME_SQL}, count(*) FROM vote "
+        f"WHERE {_counted_sql(engine)} AND id <= :bound GROUP BY model_a_id, model_b_id, winner"
+    )
+    with reader(engine).begin() as conn:
+        rows = conn.execute(text(sql), {"bound": up_to_id}).all()
+    return [(int(a), int(b), int(o), int(n)) for a, b, o, n in rows]
+
+
+def live_votes_after(*, engine: Engine, after_id: int) -> list[tuple[Any, ...]]:
+    """Every vote with ``id > after_id``, in id order, counted or not.
+
+    Rows ``(id, model_a_id, model_b_id, outcome, voted_at, counted)`` for the live
+    leaderboard's fold; ``counted`` is 1 for an anonymous vote without an exclusion.
+    """
+    sql = (
+        f"SELECT id, model_a_id, model_b_id, {_OUTCOME_SQL}, voted_at, "
+        f"CASE WHEN {_counted_sql(engine)} THEN 1 ELSE 0 END FROM vote "
+        "WHERE id > :after ORDER BY id"
+    )
+    with reader(engine).begin() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), {"after": after_id}).all()]
+
+
+def vote_id_before(*, engine: Engine, before: dt.datetime) -> int:
+    """The highest vote id voted before ``before`` (0 when none); ``ix_vote_voted_at``."""
+    query = sa.select(sa.func.max(col(Vote.id))).where(col(Vote.voted_at) < before)
+    with reader(engine).connect() as conn:
+        return int(conn.execute(query).scalar_one() or 0)
+
+
+def model_names_by_id(*, engine: Engine) -> dict[int, str]:
+    """Every registered model's name by its id."""
+    with reader(engine).connect() as conn:
+        return {int(i): str(n) for i, n in conn.execute(text("SELECT id, name FROM model"))}
