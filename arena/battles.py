@@ -29,6 +29,7 @@ another voter's battle from another address.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import random
 import time
@@ -68,6 +69,11 @@ log = logging.getLogger(__name__)
 
 # Sessions whose acceptance of the terms is remembered (each ~100 bytes).
 _MAX_CONSENT_SESSIONS = 200_000
+
+#: The stored prompt count looks at battles created in the last this-many prompt windows
+#: (ten minutes for a per-minute limit): an index range scan over recent battles only.  A
+#: follow-up in an older battle is counted by the replica's in-memory limiter alone.
+STORED_PROMPT_BATTLE_AGE = 10
 
 
 class Arena:
@@ -445,6 +451,7 @@ class Arena:
             with self.live.answering(user_key=user_key, address_key=address):
                 try:
                     self.prompt_limit.hit(f"user:{user_key}")
+                    await self.db.run(lambda: self._check_stored_prompts(user_key))
                 except RateLimited as exc:
                     raise refuse(Refusal.RATE_LIMITED, detail=str(exc)) from None
                 decision = await self._moderate_prompt(text, live, user_key)
@@ -462,6 +469,21 @@ class Arena:
                     live.moderated = True
                 async for update in self.turns.run(live, text, replace_last=False, notice=notice):
                     yield update
+
+    def _check_stored_prompts(self, user_key: str) -> None:
+        """The prompt limit against the database: it holds across replicas and restarts."""
+        limit = self.prompt_limit
+        if not limit.limit:
+            return
+        now = store.utcnow()
+        window = dt.timedelta(seconds=limit.window_s)
+        n, first = store.recent_prompts_by(
+            engine=self.engine,
+            user_key=user_key,
+            since=now - window,
+            battles_since=now - STORED_PROMPT_BATTLE_AGE * window,
+        )
+        limit.check_stored(n, None if first is None else (now - first).total_seconds())
 
     async def regenerate(
         self, *, owner: str, user_key: str, battle_id: str

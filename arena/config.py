@@ -118,6 +118,11 @@ class Settings:
     )
     host: str = _setting("127.0.0.1", "Address the web app listens on.")
     port: int = _setting(7860, "Port the web app listens on.")
+    root_path: str = _setting(
+        "",
+        "URL prefix the app is served under behind a reverse proxy that strips it (e.g. "
+        "/arena); empty: served at the root.",
+    )
     max_prompt_chars: int = _setting(4000, "Longest prompt accepted, in characters.")
     max_turns: int = _setting(8, "Most user turns in one battle before a vote is required.")
     generation_timeout_s: float = _setting(
@@ -141,7 +146,9 @@ class Settings:
         "Most battles one client address may have being answered at the same time (0: no cap).",
     )
     leaderboard_refresh_s: float = _setting(
-        60.0, "Least seconds between two leaderboard recomputations in the app."
+        1.0,
+        "Least seconds between two leaderboard updates in the app (each folds in the votes "
+        "committed since the last one, from every replica; milliseconds at any table size).",
     )
     min_battles: int = _setting(
         50, "Models with fewer counted battles are marked preliminary on the leaderboard."

@@ -4,6 +4,13 @@ Viewing the leaderboard never waits for a recomputation and never blocks voting:
 the last finished snapshot at once, and a stale snapshot (older than
 ``Settings.leaderboard_refresh_s``) starts one background refresh.  The refresh reads with a
 deferred (read-only) transaction, which on SQLite WAL never waits for writers.
+
+The plain view (all battles, no style control) comes from
+:class:`arena.live_board.LiveBoard`, which folds in the votes committed since its last
+update (any replica's) and warm-starts the fit: an update costs milliseconds to a tenth of a
+second at any table size, so ``Settings.leaderboard_refresh_s`` can be about a second.  Its
+figures are redrawn in the background at most every :data:`FIGURE_REFRESH_S` seconds.  The
+category and style-control views are still recomputed from the whole table.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from matplotlib.figure import Figure
 from sqlalchemy.engine import Engine
 
 from arena import store
+from arena.live_board import LiveBoard
 from arena.markup import escape_markdown
 from arena.roster import Roster, RosterEntry
 from ratings import Leaderboard, RatingOptions, compute_leaderboard
@@ -28,7 +36,15 @@ from ratings.data import BattleDataError, Battles
 from ratings.export import rank_range_text, style_summary
 from ratings.plots import rating_ci_plot, win_rate_heatmap
 
-__all__ = ["CATEGORY_CHOICES", "COLUMNS", "Standings", "StandingsSnapshot", "View"]
+__all__ = [
+    "CATEGORY_CHOICES",
+    "COLUMNS",
+    "FIGURE_REFRESH_S",
+    "VIEW_REFRESH_S",
+    "Standings",
+    "StandingsSnapshot",
+    "View",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +82,13 @@ CATEGORY_CHOICES: dict[str, str | None] = {
 
 _APP_STYLE_L2 = 1.0
 
+#: Least seconds between two redraws of the plain view's CI plot and heatmap (matplotlib:
+#: about a second of CPU for 129 models); its table and note follow every update.
+FIGURE_REFRESH_S = 30.0
+#: Least seconds between two recomputations of a category or style-control view (each
+#: reads the whole vote table).
+VIEW_REFRESH_S = 60.0
+
 
 @dataclass(frozen=True)
 class View:
@@ -86,6 +109,7 @@ class StandingsSnapshot:
     ci_figure: Figure | None = None
     heatmap_figure: Figure | None = None
     deprecated_rows: frozenset[int] = frozenset()  # indices into rows
+    last_vote_id: int = 0  # plain view: every counted vote up to this id is in the ratings
 
     def shown_rows(self, include_deprecated: bool = True) -> list[list[Any]]:
         """The table rows, optionally without deprecated models."""
@@ -130,6 +154,9 @@ class Standings:
         # x style control) and each is computed only once someone asks for it.
         self._snapshots: dict[View, StandingsSnapshot] = {}
         self._running: dict[View, threading.Thread] = {}
+        self._live = LiveBoard(engine)
+        self._figures_at = -float("inf")
+        self._drawing: threading.Thread | None = None
 
     @property
     def refresh_s(self) -> float:
@@ -154,7 +181,9 @@ class Standings:
         view = view or View()
         with self._lock:
             snap = self._snapshots.get(view)
-            stale = snap is None or time.monotonic() - snap.computed_at >= self._refresh_s
+            # The plain view is live (cheap folds); the others recompute the whole table.
+            every = self._refresh_s if view == View() else max(self._refresh_s, VIEW_REFRESH_S)
+            stale = snap is None or time.monotonic() - snap.computed_at >= every
             if stale and view not in self._running:
                 thread = threading.Thread(
                     target=self._refresh, args=(view,), name="arena-standings", daemon=True
@@ -171,7 +200,9 @@ class Standings:
 
     def invalidate(self) -> None:
         """Make the next :meth:`get` of every view recompute (after imports, in tests)."""
+        self._live.invalidate()
         with self._lock:
+            self._figures_at = -float("inf")
             for view, snap in self._snapshots.items():
                 self._snapshots[view] = dataclasses.replace(snap, computed_at=float("-inf"))
 
@@ -192,6 +223,19 @@ class Standings:
         view = view or View()
         started = time.monotonic()
         plain = view == View()
+        last_vote_id = 0
+        if plain:
+            live = self._live.update()
+            if live.leaderboard is None:  # fewer than two models with counted votes
+                return StandingsSnapshot(
+                    [],
+                    "No counted votes yet. Vote in the Battle tab; the leaderboard updates "
+                    f"every {self._refresh_s:g} s.",
+                    0,
+                    started,
+                    last_vote_id=live.last_vote_id,
+                )
+            return self._snapshot_of(live.leaderboard, view, started, live.last_vote_id)
         try:
             battles = store.battles_for_ratings(
                 engine=self._engine, with_clusters=False, with_context=not plain
@@ -218,6 +262,12 @@ class Standings:
         # them finite on a young arena, where a few battles can separate perfectly by length.
         options = RatingOptions(style_control=view.style_control, style_l2=_APP_STYLE_L2)
         lb = compute_leaderboard(battles, options)
+        return self._snapshot_of(lb, view, started, last_vote_id)
+
+    def _snapshot_of(
+        self, lb: Leaderboard, view: View, started: float, last_vote_id: int
+    ) -> StandingsSnapshot:
+        plain = view == View()
         deprecated = store.deprecated_model_names(engine=self._engine)
         if self._on_refresh is not None and plain:
             self._on_refresh(lb)
@@ -275,15 +325,50 @@ class Standings:
             note += f" Deprecated models ({gone}) are no longer served; their battles still count."
         for w in lb.warnings:  # warnings quote model names
             note += f" Warning: {escape_markdown(w)}"
+        ci_figure: Figure | None
+        heatmap: Figure | None
+        previous = self._snapshots.get(view) if plain else None
+        if previous is None or previous.ci_figure is None:
+            ci_figure, heatmap = rating_ci_plot(lb), win_rate_heatmap(lb)
+            if plain:
+                self._figures_at = started
+        else:
+            # Redrawn in the background (about a second for 129 models): the table and the
+            # note of this update are published at once.
+            ci_figure, heatmap = previous.ci_figure, previous.heatmap_figure
+            if started - self._figures_at >= FIGURE_REFRESH_S and self._drawing is None:
+                self._figures_at = started
+                self._drawing = threading.Thread(
+                    target=self._redraw, args=(lb,), name="arena-standings-figures", daemon=True
+                )
+                self._drawing.start()
         return StandingsSnapshot(
             rows,
             note,
             lb.n_battles,
             started,
-            rating_ci_plot(lb),
-            win_rate_heatmap(lb),
+            ci_figure,
+            heatmap,
             frozenset(deprecated_rows),
+            last_vote_id,
         )
+
+    def _redraw(self, lb: Leaderboard) -> None:
+        """New figures for the plain view's current snapshot."""
+        ci_figure: Figure | None
+        heatmap: Figure | None
+        try:
+            ci_figure, heatmap = rating_ci_plot(lb), win_rate_heatmap(lb)
+        except Exception:  # keep the old figures; the log says why
+            log.exception("leaderboard figures failed")
+            ci_figure = heatmap = None
+        with self._lock:
+            snap = self._snapshots.get(View())
+            if ci_figure is not None and snap is not None:
+                self._snapshots[View()] = dataclasses.replace(
+                    snap, ci_figure=ci_figure, heatmap_figure=heatmap
+                )
+            self._drawing = None
 
     def _empty_view(self, battles: Battles, view: View) -> str | None:
         """Why a view has nothing to show yet, or ``None`` when it has battles."""

@@ -2,6 +2,7 @@
 
     python benchmarks/load_test.py --users 50 --seconds 60 [--db URL] [--kill-app-at S]
                                    --json OUT
+    python benchmarks/load_test.py --via URL --db URL --users 50 --seconds 60 --json OUT
 
 Starts everything it needs itself (a fast OpenAI-compatible streaming server on loopback,
 ``app.py`` with a roster of three entries on that server, a fresh SQLite database unless
@@ -13,6 +14,12 @@ restarted; votes acknowledged before the kill must survive.
 
 At the end every acknowledged vote (the reveal names the pair, the button the winner) is
 matched against the database: ``lost_votes`` and ``duplicate_votes`` must both be 0.
+
+With ``--via URL`` nothing is started: the users drive an arena that is already running there
+(``arena deploy local``: replicas behind HAProxy) and the votes are matched against ``--db``,
+counting only votes cast after the run began.  Each simulated user then keeps its own
+HAProxy affinity cookie, as a browser does, and sends its own X-Forwarded-For address, so
+that per-voter limits see 50 voters rather than one.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +97,20 @@ class GradioSession:
     ``GET /gradio_api/queue/data``.  Much lighter than a gradio_client per user, so 50 users
     fit beside the app on two cores."""
 
-    def __init__(self, http: httpx.AsyncClient, fn_index: dict[str, int]) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, fn_index: dict[str, int], forwarded_for: str = ""
+    ) -> None:
         self.http = http
         self.fn = fn_index
         self.session = uuid.uuid4().hex[:11]
+        # Per session, as in a browser tab: the balancer's affinity cookie (the shared
+        # client's own cookie jar refuses cookies) and, via a balancer, the user's address.
+        self.headers: dict[str, str] = {"x-forwarded-for": forwarded_for} if forwarded_for else {}
+
+    def _keep_cookie(self, resp: httpx.Response) -> None:
+        server = resp.cookies.get("SERVERID")
+        if server:
+            self.headers["cookie"] = f"SERVERID={server}"
 
     async def predict(self, api_name: str, data: list[Any]) -> list[Any]:
         """Run an event that skips the queue (``queue=False``), as the page does."""
@@ -105,8 +123,10 @@ class GradioSession:
                 "trigger_id": None,
                 "session_hash": self.session,
             },
+            headers=self.headers,
         )
         resp.raise_for_status()
+        self._keep_cookie(resp)
         return list(resp.json()["data"])
 
     async def call(
@@ -123,12 +143,17 @@ class GradioSession:
                 "trigger_id": None,
                 "session_hash": self.session,
             },
+            headers=self.headers,
         )
         join.raise_for_status()
+        self._keep_cookie(join)
         event_id = join.json()["event_id"]
         messages: list[dict[str, Any]] = []
         async with self.http.stream(
-            "GET", "/gradio_api/queue/data", params={"session_hash": self.session}
+            "GET",
+            "/gradio_api/queue/data",
+            params={"session_hash": self.session},
+            headers=self.headers,
         ) as stream:
             stream.raise_for_status()
             async for line in stream.aiter_lines():
@@ -222,12 +247,22 @@ async def one_battle(
     return max(ttft.values()) if len(ttft) == 2 else None
 
 
+def user_address(uid: int, via: bool) -> str:
+    """The X-Forwarded-For address of simulated user ``uid`` (none without a balancer)."""
+    return f"198.18.{uid // 250}.{uid % 250 + 1}" if via else ""
+
+
 async def user_loop(
-    http: httpx.AsyncClient, fn: dict[str, int], uid: int, deadline: float, stats: Stats
+    http: httpx.AsyncClient,
+    fn: dict[str, int],
+    uid: int,
+    deadline: float,
+    stats: Stats,
+    address: str = "",
 ) -> None:
     choices = ("a", "b", "tie", "bothbad")
     k = 0
-    session = GradioSession(http, fn)
+    session = GradioSession(http, fn, address)
     while time.monotonic() < deadline:
         try:
             await one_battle(
@@ -237,7 +272,7 @@ async def user_loop(
             stats.errors += 1
             if len(stats.error_samples) < 5:
                 stats.error_samples.append(f"{type(exc).__name__}: {str(exc)[:160]}")
-            session = GradioSession(http, fn)
+            session = GradioSession(http, fn, address)
             await asyncio.sleep(0.5)
         k += 1
 
@@ -253,12 +288,15 @@ def event_ids(config: dict[str, Any]) -> dict[str, int]:
     return fn
 
 
-async def probe(http: httpx.AsyncClient, fn: dict[str, int], n: int) -> list[float]:
+async def probe(
+    http: httpx.AsyncClient, fn: dict[str, int], n: int, address: str = ""
+) -> list[float]:
     """TTFT of a brand-new user (fresh session each time); failures are left out."""
     out = []
     for i in range(n):
         try:
-            t = await one_battle(GradioSession(http, fn), f"probe {i} {time.time()}", "tie", None)
+            session = GradioSession(http, fn, address)
+            t = await one_battle(session, f"probe {i} {time.time()}", "tie", None)
         except Exception as exc:  # reported by the missing sample, never fatal
             print(f"probe failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
@@ -289,47 +327,62 @@ def start_app(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[byt
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="arena-load-"))
-    stub_port, app_port = free_port(), free_port()
-    stub = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "stream_server.py"),
-            "--port",
-            str(stub_port),
-            "--tokens",
-            str(args.tokens),
-            "--delay",
-            str(args.delay),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    stub: subprocess.Popen[bytes] | None = None
     app: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = {}
+    app_port = 0
+    log = work / "app.log"
     try:
-        wait_http(f"http://127.0.0.1:{stub_port}/v1/models", stub, 60)
-        roster = work / "roster.toml"
-        write_roster(roster, f"http://127.0.0.1:{stub_port}/v1")
-        db_url = args.db or f"sqlite:///{work / 'arena.db'}"
-        env = {
-            **os.environ,
-            "ARENA_DATA_DIR": str(work),
-            "ARENA_DB_URL": db_url,
-            "ARENA_ROSTER": str(roster),
-            "ARENA_PROMPTS_PER_MINUTE": "0",
-            "ARENA_VOTES_PER_DAY": "0",
-            "ARENA_DUPLICATE_PROMPT_CAP": "0",
-            # Every simulated user comes from this machine's one address: the per-voter and
-            # per-address caps on live battles would treat them all as one person.
-            "ARENA_MAX_LIVE_BATTLES": "0",
-            "ARENA_MAX_LIVE_BATTLES_PER_ADDRESS": "0",
-            # The default (256) already admits every user's events; only a bigger run needs more.
-            "ARENA_CONCURRENCY_LIMIT": str(max(256, 2 * args.users)),
-            "ARENA_LEADERBOARD_REFRESH_S": "5",
-            "GRADIO_ANALYTICS_ENABLED": "False",
-        }
-        log = work / "app.log"
-        app = start_app(env, app_port, log)
-        url = f"http://127.0.0.1:{app_port}"
+        if args.via:
+            url = args.via.rstrip("/")
+            db_url = args.db
+        else:
+            stub_port, app_port = free_port(), free_port()
+            stub = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "benchmarks" / "stream_server.py"),
+                    "--port",
+                    str(stub_port),
+                    "--tokens",
+                    str(args.tokens),
+                    "--delay",
+                    str(args.delay),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_http(f"http://127.0.0.1:{stub_port}/v1/models", stub, 60)
+            roster = work / "roster.toml"
+            write_roster(roster, f"http://127.0.0.1:{stub_port}/v1")
+            db_url = args.db or f"sqlite:///{work / 'arena.db'}"
+            env = {
+                **os.environ,
+                "ARENA_DATA_DIR": str(work),
+                "ARENA_DB_URL": db_url,
+                "ARENA_ROSTER": str(roster),
+                "ARENA_PROMPTS_PER_MINUTE": "0",
+                "ARENA_VOTES_PER_DAY": "0",
+                "ARENA_DUPLICATE_PROMPT_CAP": "0",
+                # Every simulated user comes from this machine's one address: the per-voter
+                # and per-address caps on live battles would treat them all as one person.
+                "ARENA_MAX_LIVE_BATTLES": "0",
+                "ARENA_MAX_LIVE_BATTLES_PER_ADDRESS": "0",
+                # The default (256) already admits every user's events; only a bigger run
+                # needs more.
+                "ARENA_CONCURRENCY_LIMIT": str(max(256, 2 * args.users)),
+                "ARENA_LEADERBOARD_REFRESH_S": "5",
+                "GRADIO_ANALYTICS_ENABLED": "False",
+            }
+            app = start_app(env, app_port, log)
+            url = f"http://127.0.0.1:{app_port}"
+        engine = create_engine(db_url)
+        with engine.connect() as conn:
+            # Only this run's votes are matched (a deployed arena may hold older ones).
+            first_vote_id = int(
+                conn.execute(text("SELECT coalesce(max(id), 0) FROM vote")).scalar_one()
+            )
+        engine.dispose()
         stats = Stats()
 
         async def drive() -> tuple[list[float], list[float], int | None]:
@@ -337,16 +390,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             limits = httpx.Limits(max_connections=4 * args.users + 20)
             timeout = httpx.Timeout(STEP_TIMEOUT_S)
             async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as http:
+                http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
                 config = (await http.get("/config")).json()
                 fn = event_ids(config)
-                idle = await probe(http, fn, 3)
+                probe_address = user_address(args.users, args.via is not None)
+                idle = await probe(http, fn, 3, probe_address)
                 deadline = time.monotonic() + args.seconds
                 users = [
-                    asyncio.create_task(user_loop(http, fn, u, deadline, stats))
+                    asyncio.create_task(
+                        user_loop(
+                            http, fn, u, deadline, stats, user_address(u, args.via is not None)
+                        )
+                    )
                     for u in range(args.users)
                 ]
                 await asyncio.sleep(min(5.0, args.seconds / 4))  # let the load build up
-                loaded = await probe(http, fn, 3)
+                loaded = await probe(http, fn, 3, probe_address)
                 killed_with = None
                 if args.kill_app_at is not None:
                     await asyncio.sleep(max(0.0, args.kill_app_at - min(5.0, args.seconds / 4)))
@@ -364,14 +423,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rows = conn.execute(
                 text(
                     "SELECT ma.name, mb.name, v.winner, v.battle_id FROM vote v "
-                    "JOIN model ma ON ma.id = v.model_a_id JOIN model mb ON mb.id = v.model_b_id"
-                )
+                    "JOIN model ma ON ma.id = v.model_a_id JOIN model mb ON mb.id = v.model_b_id "
+                    "WHERE v.id > :first"
+                ),
+                {"first": first_vote_id},
             ).all()
             half_written = conn.execute(
                 text(
                     "SELECT count(*) FROM vote v JOIN battle b ON b.id = v.battle_id "
-                    "WHERE b.status <> 'voted'"
-                )
+                    "WHERE b.status <> 'voted' AND v.id > :first"
+                ),
+                {"first": first_vote_id},
             ).scalar_one()
         engine.dispose()
         in_db = Counter((r[0], r[1], r[2]) for r in rows)
@@ -380,6 +442,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         duplicates = len(rows) - len({r[3] for r in rows})
         result: dict[str, Any] = {
             "users": args.users,
+            "via": args.via,
             "seconds": args.seconds,
             "db": "postgresql" if db_url.startswith("postgresql") else "sqlite",
             "battles": stats.battles,
@@ -429,8 +492,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=24, help="words per streamed reply")
     parser.add_argument("--delay", type=float, default=0.01, help="seconds between chunks")
     parser.add_argument("--kill-app-at", type=float, help="SIGKILL the app after S seconds")
+    parser.add_argument(
+        "--via", metavar="URL", help="drive an arena already running at URL (needs --db)"
+    )
     parser.add_argument("--json", type=Path, help="write the result here")
     args = parser.parse_args(argv)
+    if args.via and not args.db:
+        parser.error("--via needs --db (the database the arena at URL writes)")
+    if args.via and args.kill_app_at is not None:
+        parser.error("--kill-app-at starts and kills its own app; it cannot be used with --via")
     result = run(args)
     text_out = json.dumps(result, indent=2)
     print(text_out)

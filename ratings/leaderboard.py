@@ -50,6 +50,7 @@ __all__ = [
     "StyleControl",
     "compute_leaderboard",
     "contrast_covariance",
+    "leaderboard_from_counts",
     "normal_intervals",
     "p_rated_above",
     "rank_confidence",
@@ -352,7 +353,6 @@ def compute_leaderboard(
             field="weight",
         )
     counts = battles.aggregate()
-    m = counts.n_models
     components = _components(counts)
     warnings = []
     if len(components) > 1:
@@ -385,6 +385,122 @@ def compute_leaderboard(
         lower, upper, samples = _elo_intervals(battles, rating, opt, progress)
         strength, scale, base = rating, opt.elo.scale, opt.elo.base
 
+    return _assemble(
+        counts,
+        opt,
+        rating,
+        lower,
+        upper,
+        samples,
+        (strength, scale, base),
+        len(battles),
+        components,
+        warnings,
+        notes,
+        style,
+    )
+
+
+def leaderboard_from_counts(
+    counts: Counts,
+    options: RatingOptions | None = None,
+    *,
+    theta0: FloatArray | None = None,
+) -> tuple[Leaderboard, FloatArray]:
+    """A Bradley-Terry leaderboard from aggregated, unweighted, unclustered cells.
+
+    The same numbers as :func:`compute_leaderboard` on the battles these cells count (BT
+    with a ``sandwich``, ``fisher`` or ``none`` interval, no style control), for callers
+    that keep the cells up to date themselves (the app's live leaderboard) and warm-start
+    the fit.
+
+    Parameters
+    ----------
+    counts
+        Cells ``i < j`` with ``weight == weight_sq == n``.
+    options
+        ``method="bt"``, ``ci`` one of ``sandwich``, ``fisher``, ``none``; no
+        ``cluster_by``, ``min_battles``, ``anchor`` or style control.
+    theta0
+        Starting point of the Newton iterations (the previous fit's ``theta``, aligned with
+        ``counts.models``); ``None`` starts from zero.
+
+    Returns
+    -------
+    tuple
+        ``(leaderboard, theta)``; ``theta`` warm-starts the next call.
+
+    Raises
+    ------
+    ValueError
+        For options this function does not cover.
+    ratings.bt.ConvergenceError
+        When the fit does not converge.
+    """
+    opt = options or RatingOptions()
+    if opt.method != "bt" or opt.ci not in ("sandwich", "fisher", "none"):
+        raise ValueError("leaderboard_from_counts covers method bt with ci sandwich/fisher/none")
+    if opt.cluster_by is not None or opt.min_battles or opt.anchor is not None or opt.style_control:
+        raise ValueError(
+            "leaderboard_from_counts takes no cluster_by, min_battles, anchor or style control"
+        )
+    components = _components(counts)
+    warnings = []
+    if len(components) > 1:
+        named = "; ".join("{" + ", ".join(c[:10]) + (", ...}" if len(c) > 10 else "}")
+                          for c in components[:10])  # fmt: skip
+        if len(components) > 10:
+            named += f"; and {len(components) - 10} more"
+        warnings.append(
+            f"the comparison graph is disconnected ({len(components)} components: {named}); "
+            "ratings in different components are not comparable"
+        )
+    if theta0 is not None and theta0.shape != (counts.n_models,):
+        theta0 = None
+    fit = fit_bt(counts, l2=opt.l2, theta0=theta0)
+    rating = CENTER + ELO_SCALE * fit.theta
+    samples: FloatArray | None
+    if opt.ci == "none":
+        lower, upper, samples = rating.copy(), rating.copy(), None
+    else:
+        cov = covariance(fit, counts, opt.ci)
+        lower, upper, samples = normal_intervals(
+            rating, cov * ELO_SCALE**2, opt.level, opt.rounds, opt.seed
+        )
+    lb = _assemble(
+        counts,
+        opt,
+        rating,
+        lower,
+        upper,
+        samples,
+        (fit.theta, 1.0, math.e),
+        counts.n_battles,
+        components,
+        warnings,
+        [],
+        None,
+    )
+    return lb, fit.theta
+
+
+def _assemble(
+    counts: Counts,
+    opt: RatingOptions,
+    rating: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+    samples: FloatArray | None,
+    strength_scale_base: tuple[FloatArray, float, float],
+    n_battles: int,
+    components: tuple[tuple[str, ...], ...],
+    warnings: list[str],
+    notes: list[str],
+    style: StyleControl | None,
+) -> Leaderboard:
+    """The rows and the :class:`Leaderboard` from ratings and their intervals."""
+    strength, scale, base = strength_scale_base
+    m = counts.n_models
     stats = counts.per_model()
     score, played = _scores(counts)
     avg_pred = _mean_predicted(strength, scale, base)
@@ -417,7 +533,7 @@ def compute_leaderboard(
     )
     return Leaderboard(
         options=opt,
-        n_battles=len(battles),
+        n_battles=n_battles,
         rows=rows,
         models=counts.models,
         counts=counts,

@@ -1,4 +1,5 @@
-"""The ``arena`` command: ``serve | ratings | plots | insights | export | import | db | models``.
+"""The ``arena`` command: ``serve | ratings | plots | insights | export | import | db | models``,
+``audit`` and ``deploy``.
 
 Each sub-command lives in its own module exposing ``register(subparsers)``; the module's
 handler returns an exit code.  Bad input exits with status 2 and a message naming what was
@@ -25,6 +26,7 @@ _COMMANDS = (
     "db",
     "models",
     "audit",
+    "deploy",
 )
 
 

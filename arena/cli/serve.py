@@ -29,6 +29,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="model roster TOML (ARENA_ROSTER; default the bundled data/models.toml)",
     )
+    p.add_argument(
+        "--root-path",
+        metavar="PATH",
+        help="URL prefix when a reverse proxy serves the app under one, e.g. /arena "
+        "(ARENA_ROOT_PATH)",
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = Settings.from_env().with_overrides(
-            host=args.host, port=args.port, db_url=args.db_url, roster=args.roster
+            host=args.host,
+            port=args.port,
+            db_url=args.db_url,
+            roster=args.roster,
+            root_path=getattr(args, "root_path", None),
         )
     except SettingsError as exc:
         return fail(str(exc))
@@ -121,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         # any that slipped through would be over the size limit (build_app also sweeps
         # Gradio's temporary files hourly).
         max_file_size=0,
+        root_path=settings.root_path.rstrip("/") or None,
         app_kwargs={"middleware": middleware},
         head=WIDGET_HEAD if arena.pow is not None else None,
     )

@@ -23,7 +23,7 @@ from sqlmodel import col
 
 from arena.store.engine import reader
 from arena.store.features import vote_context
-from arena.store.models import WINNERS, Vote
+from arena.store.models import WINNERS, Battle, Message, Vote
 from ratings.data import Battles
 
 __all__ = [
@@ -32,8 +32,13 @@ __all__ = [
     "battles_for_ratings",
     "counted_votes_on_question",
     "deprecated_model_names",
+    "live_vote_cells",
+    "live_votes_after",
+    "model_names_by_id",
     "ping",
+    "recent_prompts_by",
     "recent_votes_by",
+    "vote_id_before",
     "votes_with_reasons",
 ]
 
@@ -233,6 +238,50 @@ def recent_votes_by(
     return int(n), first
 
 
+def recent_prompts_by(
+    *, engine: Engine, user_key: str, since: dt.datetime, battles_since: dt.datetime
+) -> tuple[int, dt.datetime | None]:
+    """How many prompts a user sent after ``since``, and the earliest of them.
+
+    For the prompts-per-minute limit, so that it holds across app replicas and restarts.
+    A prompt is a user message (first turns and follow-ups); only battles created after
+    ``battles_since`` are looked at, so that ``ix_battle_created_at`` bounds the scan to
+    the recent battles (a follow-up in an older battle is left to the replica's own
+    in-memory count).
+
+    Parameters
+    ----------
+    engine
+        The store.
+    user_key
+        The user's keyed hash (``battle.user_key``).
+    since
+        Timezone-aware start of the window.
+    battles_since
+        Timezone-aware lower bound on the creation time of the battles counted.
+
+    Returns
+    -------
+    tuple
+        ``(count, earliest)``; ``earliest`` is ``None`` when the count is 0.
+    """
+    created = col(Message.created_at)
+    query = (
+        sa.select(sa.func.count(), sa.func.min(created))
+        .select_from(Message)
+        .join(Battle, col(Battle.id) == col(Message.battle_id))
+        .where(
+            col(Battle.created_at) > battles_since,
+            col(Battle.user_key) == user_key,
+            col(Message.side) == "user",
+            created > since,
+        )
+    )
+    with reader(engine).connect() as conn:
+        n, first = conn.execute(query).one()
+    return int(n), first
+
+
 def deprecated_model_names(*, engine: Engine) -> set[str]:
     """Names of the models that are deprecated (no longer served; their votes still count).
 
@@ -362,3 +411,51 @@ def ping(*, engine: Engine) -> None:
     """Run a trivial query: raises whatever the database raises when it cannot answer."""
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def _counted_sql(engine: Engine) -> str:
+    true = "1" if engine.dialect.name == "sqlite" else "TRUE"
+    return f"anony = {true} AND exclusion IS NULL"
+
+
+def live_vote_cells(*, engine: Engine, up_to_id: int) -> list[tuple[int, int, int, int]]:
+    """Counted votes with ``id <= up_to_id`` as ``(model_a_id, model_b_id, outcome, n)``.
+
+    The live leaderboard's full recount (``arena.live_board``): one GROUP BY in the database.
+    ``outcome`` is the index of the winner in :data:`arena.store.models.WINNERS`.
+    """
+    sql = (
+        f"SELECT model_a_id, model_b_id, {_OUTCOME_SQL}, count(*) FROM vote "
+        f"WHERE {_counted_sql(engine)} AND id <= :bound GROUP BY model_a_id, model_b_id, winner"
+    )
+    with reader(engine).begin() as conn:
+        rows = conn.execute(text(sql), {"bound": up_to_id}).all()
+    return [(int(a), int(b), int(o), int(n)) for a, b, o, n in rows]
+
+
+def live_votes_after(*, engine: Engine, after_id: int) -> list[tuple[Any, ...]]:
+    """Every vote with ``id > after_id``, in id order, counted or not.
+
+    Rows ``(id, model_a_id, model_b_id, outcome, voted_at, counted)`` for the live
+    leaderboard's fold; ``counted`` is 1 for an anonymous vote without an exclusion.
+    """
+    sql = (
+        f"SELECT id, model_a_id, model_b_id, {_OUTCOME_SQL}, voted_at, "
+        f"CASE WHEN {_counted_sql(engine)} THEN 1 ELSE 0 END FROM vote "
+        "WHERE id > :after ORDER BY id"
+    )
+    with reader(engine).begin() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), {"after": after_id}).all()]
+
+
+def vote_id_before(*, engine: Engine, before: dt.datetime) -> int:
+    """The highest vote id voted before ``before`` (0 when none); ``ix_vote_voted_at``."""
+    query = sa.select(sa.func.max(col(Vote.id))).where(col(Vote.voted_at) < before)
+    with reader(engine).connect() as conn:
+        return int(conn.execute(query).scalar_one() or 0)
+
+
+def model_names_by_id(*, engine: Engine) -> dict[int, str]:
+    """Every registered model's name by its id."""
+    with reader(engine).connect() as conn:
+        return {int(i): str(n) for i, n in conn.execute(text("SELECT id, name FROM model"))}

@@ -9,7 +9,11 @@ import gradio as gr
 
 from arena.standings import CATEGORY_CHOICES, COLUMNS, Standings, View
 
-__all__ = ["build_leaderboard_tab"]
+__all__ = ["PUSH_S", "build_leaderboard_tab"]
+
+#: Seconds between two pushes of the overall table to an open Leaderboard tab (one small
+#: event per open page; the figures follow on Refresh and on load).
+PUSH_S = 5.0
 
 
 def build_leaderboard_tab(standings: Standings) -> tuple[Any, list[Any]]:
@@ -59,4 +63,23 @@ def build_leaderboard_tab(standings: Standings) -> tuple[Any, list[Any]]:
     refresh.click(load, inputs=inputs, outputs=outputs, api_name="leaderboard")
     for control in (show_deprecated, category, style):
         control.change(load, inputs=inputs, outputs=outputs, api_visibility="private")
+
+    def push(
+        show: bool = True, category_label: str = "Overall", style_control: bool = False
+    ) -> list[Any]:
+        view = View(CATEGORY_CHOICES.get(category_label), bool(style_control))
+        if view != View():  # the other views are recomputed from the whole table: on request
+            return [gr.skip(), gr.skip()]
+        snap = standings.get(view)  # never waits: the update runs in the background
+        rows = snap.shown_rows(include_deprecated=show)
+        return [snap.note, gr.Dataframe(value=rows or None, headers=list(COLUMNS))]
+
+    gr.Timer(max(PUSH_S, standings.refresh_s)).tick(
+        push,
+        inputs=inputs,
+        outputs=[note, table],
+        api_visibility="private",
+        show_progress="hidden",
+        queue=False,
+    )
     return load, outputs

@@ -129,3 +129,47 @@ def test_cli_ratings_default_database_from_the_environment(
     monkeypatch.setenv("ARENA_DB_URL", voted.url.render_as_string(hide_password=False))
     assert main(["ratings", "--db", "--no-progress", "--cluster-by", "judge"]) == 0
     assert "4 battles, 3 models" in capsys.readouterr().out
+
+
+def test_recent_prompts_by_counts_first_turns_and_follow_ups_of_one_user(
+    populated: Engine,
+) -> None:
+    from sqlalchemy import text
+
+    from .helpers import USER, make_battle
+
+    now = store.utcnow()
+    assert store.recent_prompts_by(
+        engine=populated, user_key=USER, since=now - dt.timedelta(minutes=1), battles_since=now
+    ) == (0, None)
+    first = make_battle(populated)  # one prompt
+    make_battle(populated, user_key=OTHER_USER)  # someone else's
+    make_battle(populated, prompt=None)  # a battle without a prompt yet
+    with store.new_session(populated) as s:  # a follow-up turn
+        store.append_message(session=s, battle_id=first, turn=2, side="user", content="more")
+        store.append_message(session=s, battle_id=first, turn=2, side="a", content="x")
+    later = store.utcnow()
+    window = dt.timedelta(minutes=1)
+    n, earliest = store.recent_prompts_by(
+        engine=populated, user_key=USER, since=later - window, battles_since=later - 10 * window
+    )
+    assert n == 2
+    assert earliest is not None and now <= earliest <= later
+    # Prompts older than the window do not count; nor do battles older than the bound.
+    with populated.begin() as conn:
+        conn.execute(
+            text("UPDATE message SET created_at = :t WHERE battle_id = :b AND turn = 1"),
+            {"t": later - 2 * window, "b": first},
+        )
+    assert (
+        store.recent_prompts_by(
+            engine=populated, user_key=USER, since=later - window, battles_since=later - 10 * window
+        )[0]
+        == 1
+    )
+    assert (
+        store.recent_prompts_by(
+            engine=populated, user_key=USER, since=later - window, battles_since=later
+        )[0]
+        == 0
+    )
