@@ -354,16 +354,7 @@ def compute_leaderboard(
         )
     counts = battles.aggregate()
     components = _components(counts)
-    warnings = []
-    if len(components) > 1:
-        named = "; ".join("{" + ", ".join(c[:10]) + (", ...}" if len(c) > 10 else "}")
-                          for c in components[:10])  # fmt: skip
-        if len(components) > 10:
-            named += f"; and {len(components) - 10} more"
-        warnings.append(
-            f"the comparison graph is disconnected ({len(components)} components: {named}); "
-            "ratings in different components are not comparable"
-        )
+    warnings = _disconnection_warnings(components)
 
     anchor = None if opt.anchor is None else counts.models.index(opt.anchor[0])
     style = None
@@ -445,16 +436,7 @@ def leaderboard_from_counts(
             "leaderboard_from_counts takes no cluster_by, min_battles, anchor or style control"
         )
     components = _components(counts)
-    warnings = []
-    if len(components) > 1:
-        named = "; ".join("{" + ", ".join(c[:10]) + (", ...}" if len(c) > 10 else "}")
-                          for c in components[:10])  # fmt: skip
-        if len(components) > 10:
-            named += f"; and {len(components) - 10} more"
-        warnings.append(
-            f"the comparison graph is disconnected ({len(components)} components: {named}); "
-            "ratings in different components are not comparable"
-        )
+    warnings = _disconnection_warnings(components)
     if theta0 is not None and theta0.shape != (counts.n_models,):
         theta0 = None
     fit = fit_bt(counts, l2=opt.l2, theta0=theta0)
@@ -746,6 +728,20 @@ def _check_size(battles: Battles, opt: RatingOptions) -> None:
             f"use ci='sandwich' (up to {MAX_COVARIANCE_MODELS} models), or keep fewer models "
             "(min_battles)",
         )
+
+
+def _disconnection_warnings(components: tuple[tuple[str, ...], ...]) -> list[str]:
+    """A warning naming the components when the comparison graph is disconnected."""
+    if len(components) <= 1:
+        return []
+    named = "; ".join("{" + ", ".join(c[:10]) + (", ...}" if len(c) > 10 else "}")
+                      for c in components[:10])  # fmt: skip
+    if len(components) > 10:
+        named += f"; and {len(components) - 10} more"
+    return [
+        f"the comparison graph is disconnected ({len(components)} components: {named}); "
+        "ratings in different components are not comparable"
+    ]
 
 
 def _components(counts: Counts) -> tuple[tuple[str, ...], ...]:
