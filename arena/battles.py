@@ -508,7 +508,15 @@ class Arena:
                 async for update in self.turns.run(live, live.last_prompt, replace_last=True):
                     yield update
 
-    async def stop(self, *, owner: str, user_key: str, battle_id: str, wait_s: float = 0.0) -> None:
+    async def stop(
+        self,
+        *,
+        owner: str,
+        user_key: str,
+        battle_id: str,
+        wait_s: float = 0.0,
+        withdraw: bool = False,
+    ) -> None:
         """Stop both generations of the current turn; the battle becomes ``abandoned``.
 
         Parameters
@@ -516,6 +524,10 @@ class Arena:
         wait_s
             Also wait (up to this long) until the turn's stream has yielded its last update,
             so that whatever the caller shows next comes after it.
+        withdraw
+            The voter is leaving the battle (New round): the stream's remaining updates are
+            marked :attr:`TurnUpdate.withdrawn`, so that none lands in the next round's panels
+            however late it is delivered.
 
         Raises
         ------
@@ -524,7 +536,7 @@ class Arena:
         """
         with self._counting_refusals():
             live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
-            await self.turns.stop(live, wait_s=wait_s)
+            await self.turns.stop(live, wait_s=wait_s, withdraw=withdraw)
 
     async def _moderate_prompt(self, text: str, live: LiveBattle | None, user_key: str) -> Decision:
         """Check a prompt before any model sees it; a blocked one is stored (without a battle

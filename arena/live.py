@@ -54,6 +54,9 @@ class TurnUpdate:
         ``streaming``, ``ready`` (votable), ``error`` or ``abandoned``.
     message
         A line for the user when the battle ended without being votable.
+    withdrawn
+        The voter left this battle (New round) while it streamed: the update must not be
+        shown, as the panels already belong to the next round.
     """
 
     battle_id: str
@@ -63,6 +66,7 @@ class TurnUpdate:
     b: SideView
     status: str
     message: str | None = None
+    withdrawn: bool = False
 
     @property
     def votable(self) -> bool:
@@ -98,6 +102,8 @@ class LiveBattle:
     first_prompt: str = ""
     requests: dict[str, str] = field(default_factory=dict)
     stop_requested: bool = False
+    # The voter stopped this turn by leaving the battle (New round): nothing more is shown.
+    withdrawn: bool = False
     leaked: set[str] = field(default_factory=set)
     # A Regenerate gave the same answer again on a side: that side decodes deterministically,
     # which tells the voter which roster entry it is (issue 11); the vote must not count.

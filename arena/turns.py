@@ -134,6 +134,7 @@ class _Turn:
             self.runs["b"].view(self.holdback),
             status,
             message or self.notice,
+            withdrawn=self.live.withdrawn,
         )
 
     def settled(self) -> bool:
@@ -194,6 +195,7 @@ class TurnRunner:
         live.busy = True
         live.idle = asyncio.Event()
         live.stop_requested = False
+        live.withdrawn = False
         turn = _Turn(live, live.turn + 1, prompt, notice or (_FLAGGED if live.moderated else None))
         if self.moderator.active and self.moderator.mode == ModerationMode.BLOCK:
             turn.holdback = _MODERATION_HOLDBACK
@@ -420,9 +422,10 @@ class TurnRunner:
         if request_id is not None:
             self.backends[live.model(side)].cancel(request_id)
 
-    async def stop(self, live: LiveBattle, *, wait_s: float) -> None:
+    async def stop(self, live: LiveBattle, *, wait_s: float, withdraw: bool = False) -> None:
         """Stop both generations; a ready battle becomes ``abandoned`` (see ``Arena.stop``)."""
         live.stop_requested = True
+        live.withdrawn = withdraw
         for s in SIDES:
             self.cancel_side(live, s)
         if live.busy and wait_s > 0:

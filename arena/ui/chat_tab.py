@@ -166,6 +166,11 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
                 mode=mode,
                 models=models,
             ):
+                if update.withdrawn:
+                    # New round took the panels; even this stream's final message (which
+                    # Gradio re-sends in full) must leave them alone.
+                    yield [gr.skip()] * (len(stream_outputs) + 1)
+                    continue
                 yield [*outputs_for(update, prev_a, prev_b), ""]
         except BattleRefused as exc:
             # The prompt goes back into its box, minus what cannot be sent as UTF-8 (a lone
@@ -186,7 +191,11 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             async for update in arena.regenerate(
                 owner=owner_of(request), user_key=user_key_of(arena, request), battle_id=bid
             ):
-                yield outputs_for(update, prev_a, prev_b)
+                yield (
+                    [gr.skip()] * len(stream_outputs)
+                    if update.withdrawn
+                    else outputs_for(update, prev_a, prev_b)
+                )
         except BattleRefused as exc:
             yield [hist_a or [], hist_b or [], bid, f"⚠️ {exc}", False]
 
@@ -262,6 +271,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
                     user_key=user_key_of(arena, request),
                     battle_id=bid,
                     wait_s=_STOP_WAIT_S,
+                    withdraw=True,
                 )
         return [_heading("a"), _heading("b"), None, "", *votes(False), [], [], ""]
 
@@ -270,7 +280,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
         picks = [gr.State(None), gr.State(None)]
     send_inputs = [prompt, battle_id, chat_a, chat_b, *picks]
 
-    def streamed(trigger: Any, fn: Any, inputs: list[Any], outputs: list[Any], **kw: Any) -> None:
+    def streamed(trigger: Any, fn: Any, inputs: list[Any], outputs: list[Any], **kw: Any) -> Any:
         # Votes off and names hidden at once (outside the queue: a battle being answered is
         # never voted yet), then the stream, then the votes as the stream left them.
         stream = trigger(
@@ -282,17 +292,24 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
         stream.then(
             votes, inputs=[votable], outputs=vote_buttons, queue=False, api_visibility="private"
         )
+        return stream
 
-    streamed(send.click, on_send, send_inputs, [*stream_outputs, prompt], api_name=f"{prefix}_send")
-    streamed(
-        prompt.submit, on_send, send_inputs, [*stream_outputs, prompt], api_visibility="private"
-    )
-    streamed(
-        regenerate.click,
-        on_regenerate,
-        [battle_id, chat_a, chat_b],
-        stream_outputs,
-        api_name=f"{prefix}_regenerate",
+    streams = [
+        streamed(
+            send.click, on_send, send_inputs, [*stream_outputs, prompt], api_name=f"{prefix}_send"
+        ),
+        streamed(
+            prompt.submit, on_send, send_inputs, [*stream_outputs, prompt], api_visibility="private"
+        ),
+    ]
+    streams.append(
+        streamed(
+            regenerate.click,
+            on_regenerate,
+            [battle_id, chat_a, chat_b],
+            stream_outputs,
+            api_name=f"{prefix}_regenerate",
+        )
     )
     for (key, _), button in zip(_VOTES, vote_buttons, strict=True):
         button.click(
@@ -322,4 +339,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
         inputs=[battle_id],
         outputs=[*once_outputs, chat_a, chat_b, prompt],
         api_name=f"{prefix}_new_round",
+        # A stream whose battle id has not reached the browser yet cannot be stopped by id:
+        # the page drops it instead (its later messages are ignored; the server abandons it).
+        cancels=streams,
     )

@@ -243,6 +243,38 @@ def test_stop_with_wait_returns_after_the_streams_last_update(arena: Arena) -> N
     assert seen_at_return == len(seen), "an update arrived after stop() returned"
 
 
+@pytest.mark.parametrize("withdraw", [False, True])
+def test_withdrawing_marks_the_streams_last_update_not_to_be_shown(
+    arena: Arena, withdraw: bool
+) -> None:
+    # Gradio re-sends a stream's last message in full when it ends, which can reach the page
+    # after New round cleared it; a withdrawn turn's last update says it must not be shown.
+    async def main() -> list[TurnUpdate]:
+        seen: list[TurnUpdate] = []
+        async for u in arena.turn(owner=OWNER, user_key="k", prompt="Write a long poem."):
+            seen.append(u)
+            if len(seen) == 3:
+                await arena.stop(
+                    owner=OWNER, user_key="k", battle_id=u.battle_id, withdraw=withdraw
+                )
+        return seen
+
+    seen = run(main())
+    assert seen[-1].status == "abandoned"
+    assert seen[-1].withdrawn is withdraw
+    assert not any(u.withdrawn for u in seen[:3])
+
+    # The next turn of another battle starts unwithdrawn.
+    async def again() -> TurnUpdate:
+        last = None
+        async for u in arena.turn(owner=OWNER, user_key="k", prompt="Hi."):
+            last = u
+        assert last is not None
+        return last
+
+    assert run(again()).withdrawn is False
+
+
 def test_consumer_leaving_mid_stream_abandons_the_battle(arena: Arena) -> None:
     async def main() -> str:
         gen = arena.turn(owner=OWNER, user_key="k", prompt="Write a long poem.")
