@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     if arena.pow is not None:  # proof of work before voting: its routes and its widget
         middleware.append(Middleware(PowMiddleware, pow=arena.pow))
+        say(f"proof of work before voting is on (difficulty {arena.pow.difficulty})")
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,

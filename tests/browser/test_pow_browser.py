@@ -38,11 +38,17 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             yield running
 
 
+def app_log_tail(app: App, chars: int = 4000) -> str:
+    return app.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+
+
 def test_votes_without_a_pass_are_refused_and_solutions_are_single_use(app: App) -> None:
+    # The check is on in this app (a 404 here would mean the setting never reached it).
+    assert httpx.get(app.url + "/pow/challenge", timeout=30, trust_env=False).status_code == 200
     plain = app.client()
     battle(plain, "no pass here")
     refused = vote(plain, "a")
-    assert REFUSED in refused, refused
+    assert REFUSED in refused, f"{refused}\n--- app log ---\n{app_log_tail(app)}"
     assert app.scalar("SELECT count(*) FROM vote") == 0
     with httpx.Client(base_url=app.url, timeout=30, trust_env=False) as http:
         ch = http.get("/pow/challenge").json()
