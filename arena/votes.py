@@ -8,16 +8,18 @@ often) it gets a typed exclusion reason instead.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Mapping
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from arena import store
 from arena.features import Tagger, record_for_battle
 from arena.integrity import RateLimited, RateLimiter
-from arena.lifecycle import BattleRefused, BattleStatus, Exclusion, Refusal, Winner, refuse
+from arena.lifecycle import BattleStatus, Exclusion, Refusal, Winner, refuse
 from arena.live import LiveBattle, Reveal
 from arena.metrics import ArenaMetrics
 from arena.store.offload import Offload
@@ -68,9 +70,13 @@ class VoteGate:
         Where committed votes are counted.
     tagger
         When given, each voted battle's style features and category tags are computed and
-        stored right after the vote (``None``: not recorded; ``arena db backfill-style``
-        fills them in later).
+        stored in the background after the vote is acknowledged (``None``: not recorded;
+        ``arena db backfill-style`` fills in whatever is missing).
     """
+
+    #: Feature jobs waiting at most; past it a vote's features are left to backfill-style
+    #: rather than let a backlog grow without bound under load.
+    MAX_PENDING_FEATURES = 1000
 
     def __init__(
         self,
@@ -84,6 +90,10 @@ class VoteGate:
     ) -> None:
         self.metrics = metrics or ArenaMetrics()
         self.tagger = tagger
+        # Feature jobs run one at a time, off the acknowledgement path: tagging a battle
+        # costs about twice its vote's commit (lingua, tokenising both answers).
+        self._features_turn: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
         self.engine = engine
         self.db = db
         self.vote_limit = vote_limit
@@ -107,13 +117,14 @@ class VoteGate:
             raise refuse(Refusal.NOT_READY)
         try:
             self.vote_limit.hit(f"user:{live.user_key}")
-            await self.db.run(lambda: self._check_stored_votes(live.user_key))
+            if self.vote_limit.limit:  # no worker-thread hop when there is no limit
+                await self.db.run(lambda: self._check_stored_votes(live.user_key))
         except RateLimited as exc:
             raise refuse(Refusal.RATE_LIMITED, detail=str(exc)) from None
         try:
-            await self.db.call(
-                store.record_vote, battle_id=bid, winner=winner, user_key=live.user_key
-            )
+            # One worker-thread hop for the commit and its classification: under load each
+            # hop waits for the event loop (~0.05 s), and the voter waits for all of them.
+            reason = await self.db.run(lambda: self._commit_and_classify(live, winner))
         except store.AlreadyVoted:
             raise refuse(Refusal.ALREADY_VOTED) from None
         except store.BattleNotReady:
@@ -124,29 +135,60 @@ class VoteGate:
             raise refuse(Refusal.NOT_FOUND) from None
         live.status = BattleStatus.VOTED
         self.metrics.voted(live.model_a, live.model_b)
-        log.info("battle %s: vote %s committed", bid, winner)
-        try:
-            reason = await self.db.run(lambda: self.exclusion_for(live))
-        except BattleRefused:
-            # The vote is committed; its exclusion check can be redone by `arena audit`.
-            log.warning("battle %s: vote kept, exclusion check skipped", bid)
-            reason = None
-        if reason is not None:
-            try:
-                await self.db.call(store.mark_exclusion, battle_id=bid, reason=reason)
-            except BattleRefused:
-                log.warning("battle %s: vote kept, exclusion %s not stored", bid, reason)
+        log.info(
+            "battle %s: vote %s committed%s",
+            bid,
+            winner,
+            f" (excluded: {reason})" if reason else "",
+        )
         if self.tagger is not None:
-            await self._record_features(bid, self.tagger)
+            self._features_later(bid, self.tagger)
         return Reveal(bid, live.model_a, live.model_b, winner)
+
+    async def settle(self) -> None:
+        """Wait until every feature job started so far has finished (tests, shutdown)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    def _features_later(self, bid: str, tagger: Tagger) -> None:
+        if len(self._pending) >= self.MAX_PENDING_FEATURES:
+            log.warning("battle %s: style features left to backfill-style (backlog)", bid)
+            return
+        task = asyncio.create_task(self._record_features(bid, tagger))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def _record_features(self, bid: str, tagger: Tagger) -> None:
         """Style counts and category tags for the voted battle (issue 14); a failure here
         never loses the vote: ``arena db backfill-style`` computes what is missing."""
+        loop = asyncio.get_running_loop()
+        if self._features_turn is None or self._features_turn[0] is not loop:
+            self._features_turn = (loop, asyncio.Lock())  # a lock belongs to one loop
+        async with self._features_turn[1]:
+            try:
+                await self.db.call(record_for_battle, battle_id=bid, tagger=tagger)
+            except Exception as exc:  # the vote is committed whatever happens here
+                log.warning("battle %s: style features not recorded: %s", bid, exc)
+
+    def _commit_and_classify(self, live: LiveBattle, winner: Winner) -> Exclusion | None:
+        """Commit the vote, then store why it must not count, if it must not (in a worker
+        thread).  A failure after the commit keeps the vote: ``arena audit`` redoes the check.
+        """
+        bid = live.battle_id
+        with store.new_session(self.engine) as session:
+            store.record_vote(session=session, battle_id=bid, winner=winner, user_key=live.user_key)
         try:
-            await self.db.call(record_for_battle, battle_id=bid, tagger=tagger)
-        except Exception as exc:  # the vote is committed whatever happens here
-            log.warning("battle %s: style features not recorded: %s", bid, exc)
+            reason = self.exclusion_for(live)
+        except SQLAlchemyError as exc:
+            log.warning("battle %s: vote kept, exclusion check skipped: %s", bid, exc)
+            return None
+        if reason is not None:
+            try:
+                with store.new_session(self.engine) as session:
+                    store.mark_exclusion(session=session, battle_id=bid, reason=reason)
+            except SQLAlchemyError as exc:
+                log.warning("battle %s: vote kept, exclusion %s not stored: %s", bid, reason, exc)
+        return reason
 
     def _check_stored_votes(self, user_key: str) -> None:
         """The vote limit against the database: it holds across replicas and restarts."""
