@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import gradio as gr
 
@@ -131,13 +131,20 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
     # State once it ends (see `streamed` below).
     votable = gr.State(False)
 
+    # The streams skip Gradio's postprocess (see `streamed`): it would move every output of
+    # every frame through a worker thread (four hops a frame, ~0.05 s each under load, and
+    # 50 streams saturate its 40 threads).  The chats are put into the Chatbot's wire format
+    # here instead, on the event loop; every other output is a plain string, bool or State.
+    def shown(chat: gr.Chatbot, history: list[dict[str, Any]] | None) -> Any:
+        return chat.postprocess(cast(Any, history or [])).model_dump()
+
     def outputs_for(
         update: TurnUpdate, prev_a: list[dict[str, Any]], prev_b: list[dict[str, Any]]
     ) -> list[Any]:
         ended = update.status in ("error", "abandoned")
         return [
-            render_side(prev_a, update, "a"),
-            render_side(prev_b, update, "b"),
+            shown(chat_a, render_side(prev_a, update, "a")),
+            shown(chat_b, render_side(prev_b, update, "b")),
             None if ended else update.battle_id,
             _status_line(update),
             update.votable,
@@ -176,7 +183,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             # The prompt goes back into its box, minus what cannot be sent as UTF-8 (a lone
             # surrogate would break Gradio's JSON encoder and with it the whole event stream).
             keep = text.encode("utf-8", "replace").decode("utf-8") if isinstance(text, str) else ""
-            yield [hist_a or [], hist_b or [], bid, f"⚠️ {exc}", False, keep]
+            yield [shown(chat_a, hist_a), shown(chat_b, hist_b), bid, f"⚠️ {exc}", False, keep]
 
     async def on_regenerate(
         bid: str | None,
@@ -197,7 +204,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
                     else outputs_for(update, prev_a, prev_b)
                 )
         except BattleRefused as exc:
-            yield [hist_a or [], hist_b or [], bid, f"⚠️ {exc}", False]
+            yield [shown(chat_a, hist_a), shown(chat_b, hist_b), bid, f"⚠️ {exc}", False]
 
     def make_vote(choice: str) -> Any:
         async def on_vote(bid: str | None, request: gr.Request) -> list[Any]:
@@ -288,7 +295,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             outputs=[*vote_buttons, name_a, name_b],
             queue=False,
             api_visibility="private",
-        ).then(fn, inputs=inputs, outputs=outputs, **kw)
+        ).then(fn, inputs=inputs, outputs=outputs, postprocess=False, **kw)
         stream.then(
             votes, inputs=[votable], outputs=vote_buttons, queue=False, api_visibility="private"
         )
