@@ -328,6 +328,9 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             # would only strip -- in one worker-thread hop per output, ~0.2 s of the vote's
             # acknowledgement under load (profiled with GRADIO_PROFILING=1; BENCHMARKS.md).
             postprocess=False,
+            # The spinner goes on the status line only: over the headings it would sit on the
+            # revealed names ("processing | 0.1s") until the page catches up.
+            show_progress_on=[status],
         )
     send_reasons.click(
         on_send_reasons,

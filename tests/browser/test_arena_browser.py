@@ -120,6 +120,15 @@ class ChatTab:
 
     def revealed(self) -> tuple[str, str]:
         """The names in the headings after a vote ("Model A: NAME")."""
+        # The vote's reply and the page's repaint are separate steps: wait (bounded) for both
+        # headings to read "Model X: NAME" and nothing else, then check them.
+        with contextlib.suppress(PlaywrightError):
+            self.page.wait_for_function(
+                """(p) => ['a', 'b'].every((s) => /^Model [AB]: \\S+$/.test(
+                    (document.querySelector(`#${p}-name-${s}`)?.innerText || '').trim()))""",
+                arg=self.prefix,
+                timeout=10_000,
+            )
         names = []
         for side in ("a", "b"):
             label = self.label(side)
