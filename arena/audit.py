@@ -119,7 +119,8 @@ def audit_database(engine: Engine, *, settings: RiggingSettings | None = None) -
     """Audit the arena database.
 
     The voter tests run on the counted anonymous votes, with each voter's first vote time
-    as the first-seen signal (the database has no address-prefix column).
+    as the first-seen signal and the battle's address key (keyed hash of the client address;
+    the voter key for battles from before it was stored) as the address group signal.
 
     Parameters
     ----------
@@ -175,7 +176,13 @@ def audit_database(engine: Engine, *, settings: RiggingSettings | None = None) -
             tstamp=[_seconds(v[5]) for v in counted],
         )
         lb = _fit(bt)
-        _flag(report, bt, np.array([v[0] for v in counted], dtype=object), settings or _DEFAULT)
+        _flag(
+            report,
+            bt,
+            np.array([v[0] for v in counted], dtype=object),
+            settings or _DEFAULT,
+            address_labels=np.array([v[7] or "(none)" for v in counted], dtype=object),
+        )
         report.components = [list(c) for c in lb.components]
     return report
 

@@ -53,6 +53,7 @@ from arena.roster import Roster, load_roster
 from arena.sampling import PairDraw, SamplingPolicy, make_policy
 from arena.store.offload import Offload
 from arena.turns import TurnRunner
+from arena.voter import VoterCookies
 from arena.votes import VOTE_CHOICES, VoteGate, parse_winner
 from ratings import Leaderboard
 
@@ -129,6 +130,7 @@ class Arena:
         self.engine = engine
         self.policy = policy
         self._secret = secret
+        self.voters = VoterCookies(secret)
         self._rng = rng or random.SystemRandom()
         self.metrics = ArenaMetrics()
         self.moderator = moderator or Moderator()
@@ -143,6 +145,10 @@ class Arena:
             max_per_address=settings.max_live_battles_per_address,
         )
         self.prompt_limit = RateLimiter(settings.prompts_per_minute, 60.0, "prompts")
+        # The address ceilings: all the voters (browsers) behind one address together.
+        self.address_prompt_limit = RateLimiter(
+            settings.prompts_per_minute_per_address, 60.0, "prompts from your network address"
+        )
         self.turns = TurnRunner(
             backends=dict(backends),
             db=self.db,
@@ -155,6 +161,9 @@ class Arena:
             engine=engine,
             db=self.db,
             vote_limit=RateLimiter(settings.votes_per_day, 86400.0, "votes"),
+            address_vote_limit=RateLimiter(
+                settings.votes_per_day_per_address, 86400.0, "votes from your network address"
+            ),
             duplicate_prompt_cap=settings.duplicate_prompt_cap,
             metrics=self.metrics,
             tagger=tagger,
@@ -297,6 +306,10 @@ class Arena:
         """Keyed hash of a raw identity (a client address); the only form ever stored."""
         return store.user_key(self._secret, identity)
 
+    def voter_key_for(self, voter_id: str) -> str:
+        """Keyed hash of a browser's voter id (:mod:`arena.voter`); the voter's ``judge``."""
+        return store.user_key(self._secret, f"voter:{voter_id}")
+
     # ----------------------------------------------------------------------------------------
     # turns
 
@@ -379,6 +392,7 @@ class Arena:
             pair_probability=draw.probability,
             policy_name=draw.policy_name,
             policy_version=draw.policy_version,
+            address_key=address_key,
         )
         live = LiveBattle(
             battle.id, owner, user_key, mode, draw.model_a, draw.model_b, address_key=address_key
@@ -450,8 +464,13 @@ class Arena:
                 address = live.address_key or address
             with self.live.answering(user_key=user_key, address_key=address):
                 try:
+                    # The voter's limit and the address's ceiling (all its voters, with or
+                    # without the cookie); a prompt refused by either counts for neither.
+                    self.address_prompt_limit.hit(f"address:{address}", count=False)
                     self.prompt_limit.hit(f"user:{user_key}")
-                    await self.db.run(lambda: self._check_stored_prompts(user_key))
+                    self.address_prompt_limit.hit(f"address:{address}")
+                    if self.prompt_limit.limit or self.address_prompt_limit.limit:
+                        await self.db.run(lambda: self._check_stored_prompts(user_key, address))
                 except RateLimited as exc:
                     raise refuse(Refusal.RATE_LIMITED, detail=str(exc)) from None
                 decision = await self._moderate_prompt(text, live, user_key)
@@ -470,20 +489,24 @@ class Arena:
                 async for update in self.turns.run(live, text, replace_last=False, notice=notice):
                     yield update
 
-    def _check_stored_prompts(self, user_key: str) -> None:
-        """The prompt limit against the database: it holds across replicas and restarts."""
-        limit = self.prompt_limit
-        if not limit.limit:
-            return
+    def _check_stored_prompts(self, user_key: str, address_key: str) -> None:
+        """The prompt limits against the database: they hold across replicas and restarts."""
+        checks: list[tuple[RateLimiter, dict[str, str]]] = [
+            (self.prompt_limit, {"user_key": user_key}),
+            (self.address_prompt_limit, {"address_key": address_key}),
+        ]
         now = store.utcnow()
-        window = dt.timedelta(seconds=limit.window_s)
-        n, first = store.recent_prompts_by(
-            engine=self.engine,
-            user_key=user_key,
-            since=now - window,
-            battles_since=now - STORED_PROMPT_BATTLE_AGE * window,
-        )
-        limit.check_stored(n, None if first is None else (now - first).total_seconds())
+        for limit, who in checks:
+            if not limit.limit:
+                continue
+            window = dt.timedelta(seconds=limit.window_s)
+            n, first = store.recent_prompts_by(
+                engine=self.engine,
+                since=now - window,
+                battles_since=now - STORED_PROMPT_BATTLE_AGE * window,
+                **who,
+            )
+            limit.check_stored(n, None if first is None else (now - first).total_seconds())
 
     async def regenerate(
         self, *, owner: str, user_key: str, battle_id: str

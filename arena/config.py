@@ -142,8 +142,10 @@ class Settings:
         "Most battles one voter may have being answered at the same time (0: no cap).",
     )
     max_live_battles_per_address: int = _setting(
-        2,
-        "Most battles one client address may have being answered at the same time (0: no cap).",
+        12,
+        "Most battles one client address may have being answered at the same time, all its "
+        "voters together (0: no cap). Higher than the per-voter cap: behind one NAT (an "
+        "office, a campus, a VPN) many browsers share an address.",
     )
     leaderboard_refresh_s: float = _setting(
         1.0,
@@ -170,11 +172,21 @@ class Settings:
     )
     prompts_per_minute: int = _setting(
         20,
-        "Most prompts one user key (the keyed hash of a client address) may send per minute; "
-        "0 disables the limit.",
+        "Most prompts one voter (a browser's voter cookie; a client without the cookie is "
+        "its address) may send per minute; 0 disables the limit.",
     )
     votes_per_day: int = _setting(
-        500, "Most votes one user key may cast per 24 hours; 0 disables the limit."
+        500, "Most votes one voter may cast per 24 hours; 0 disables the limit."
+    )
+    prompts_per_minute_per_address: int = _setting(
+        200,
+        "Most prompts one client address may send per minute, all its voters together (a "
+        "ceiling over the per-voter limit, which clearing cookies does not reset); 0 disables.",
+    )
+    votes_per_day_per_address: int = _setting(
+        5000,
+        "Most votes one client address may cast per 24 hours, all its voters together; "
+        "0 disables the limit.",
     )
     duplicate_prompt_cap: int = _setting(
         20,

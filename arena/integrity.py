@@ -149,8 +149,16 @@ class RateLimiter:
         if self.limit and count >= self.limit:
             raise self.refusal(self.window_s - (oldest_age_s or 0.0))
 
-    def hit(self, *keys: str) -> None:
+    def hit(self, *keys: str, count: bool = True) -> None:
         """Count one event for every key, or raise without counting when any is over.
+
+        Parameters
+        ----------
+        keys
+            The keys the event counts for.
+        count
+            ``False``: only check (raise if over), count nothing -- for a limit that must
+            hold before another limiter counts the same event.
 
         Raises
         ------
@@ -167,8 +175,9 @@ class RateLimiter:
                     q.popleft()
                 if len(q) >= self.limit:
                     raise self.refusal(q[0] + self.window_s - now)
-            for key in keys:
-                self._events[key].append(now)
+            if count:
+                for key in keys:
+                    self._events[key].append(now)
 
 
 _PERIODS = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}

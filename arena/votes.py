@@ -85,6 +85,7 @@ class VoteGate:
         db: Offload,
         vote_limit: RateLimiter,
         duplicate_prompt_cap: int,
+        address_vote_limit: RateLimiter | None = None,
         metrics: ArenaMetrics | None = None,
         tagger: Tagger | None = None,
     ) -> None:
@@ -97,6 +98,7 @@ class VoteGate:
         self.engine = engine
         self.db = db
         self.vote_limit = vote_limit
+        self.address_vote_limit = address_vote_limit or RateLimiter(0, 86400.0, "votes")
         self.duplicate_prompt_cap = duplicate_prompt_cap
 
     async def vote(self, live: LiveBattle, winner: Winner) -> Reveal:
@@ -116,9 +118,17 @@ class VoteGate:
         if live.busy or live.status == BattleStatus.STREAMING:
             raise refuse(Refusal.NOT_READY)
         try:
+            # The address's ceiling: all its voters together, with or without the cookie.
+            # A vote refused by either limit counts for neither.
+            address = live.address_key or None
+            if address is not None:
+                self.address_vote_limit.hit(f"address:{address}", count=False)
             self.vote_limit.hit(f"user:{live.user_key}")
-            if self.vote_limit.limit:  # no worker-thread hop when there is no limit
-                await self.db.run(lambda: self._check_stored_votes(live.user_key))
+            if address is not None:
+                self.address_vote_limit.hit(f"address:{address}")
+            if self.vote_limit.limit or (address and self.address_vote_limit.limit):
+                # (no worker-thread hop when there is no limit)
+                await self.db.run(lambda: self._check_stored_votes(live.user_key, address))
         except RateLimited as exc:
             raise refuse(Refusal.RATE_LIMITED, detail=str(exc)) from None
         try:
@@ -190,16 +200,20 @@ class VoteGate:
                 log.warning("battle %s: vote kept, exclusion %s not stored: %s", bid, reason, exc)
         return reason
 
-    def _check_stored_votes(self, user_key: str) -> None:
-        """The vote limit against the database: it holds across replicas and restarts."""
-        limit = self.vote_limit
-        if not limit.limit:
-            return
+    def _check_stored_votes(self, user_key: str, address_key: str | None = None) -> None:
+        """The vote limits against the database: they hold across replicas and restarts."""
+        checks: list[tuple[RateLimiter, dict[str, str]]] = [
+            (self.vote_limit, {"user_key": user_key})
+        ]
+        if address_key:
+            checks.append((self.address_vote_limit, {"address_key": address_key}))
         now = store.utcnow()
-        n, first = store.recent_votes_by(
-            engine=self.engine, user_key=user_key, since=now - dt.timedelta(seconds=limit.window_s)
-        )
-        limit.check_stored(n, None if first is None else (now - first).total_seconds())
+        for limit, who in checks:
+            if not limit.limit:
+                continue
+            since = now - dt.timedelta(seconds=limit.window_s)
+            n, first = store.recent_votes_by(engine=self.engine, since=since, **who)
+            limit.check_stored(n, None if first is None else (now - first).total_seconds())
 
     def exclusion_for(self, live: LiveBattle) -> Exclusion | None:
         """Why this (just committed) vote should not count, if it should not."""

@@ -363,6 +363,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "ARENA_ROSTER": str(roster),
                 "ARENA_PROMPTS_PER_MINUTE": "0",
                 "ARENA_VOTES_PER_DAY": "0",
+                "ARENA_PROMPTS_PER_MINUTE_PER_ADDRESS": "0",
+                "ARENA_VOTES_PER_DAY_PER_ADDRESS": "0",
                 "ARENA_DUPLICATE_PROMPT_CAP": "0",
                 # Every simulated user comes from this machine's one address: the per-voter
                 # and per-address caps on live battles would treat them all as one person.

@@ -19,7 +19,7 @@ from pathlib import Path
 from load_test import write_roster
 write_roster(Path("$OUT/roster.toml"), "http://127.0.0.1:$SPORT/v1")
 PY
-export ARENA_PROMPTS_PER_MINUTE=0 ARENA_VOTES_PER_DAY=0 ARENA_DUPLICATE_PROMPT_CAP=0 ARENA_MAX_LIVE_BATTLES=0 ARENA_MAX_LIVE_BATTLES_PER_ADDRESS=0
+export ARENA_PROMPTS_PER_MINUTE=0 ARENA_VOTES_PER_DAY=0 ARENA_PROMPTS_PER_MINUTE_PER_ADDRESS=0 ARENA_VOTES_PER_DAY_PER_ADDRESS=0 ARENA_DUPLICATE_PROMPT_CAP=0 ARENA_MAX_LIVE_BATTLES=0 ARENA_MAX_LIVE_BATTLES_PER_ADDRESS=0
 for round in 1 2; do
   echo "== one process, round $round, load $(cut -d' ' -f1 /proc/loadavg)"
   timeout 200 python benchmarks/load_test.py --users 50 --seconds 40 --db "$BASE/rep_one" --json $OUT/one-$round.json > $OUT/one-$round.log 2>&1

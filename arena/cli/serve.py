@@ -109,9 +109,11 @@ def run(args: argparse.Namespace) -> int:
     from arena.ui.guard import GuardMiddleware
     from arena.ui.ops import OpsMiddleware
     from arena.ui.pow import WIDGET_HEAD, PowMiddleware
+    from arena.ui.voter import VoterMiddleware
 
     middleware = [
         Middleware(GuardMiddleware),
+        Middleware(VoterMiddleware, voters=arena.voters),
         Middleware(
             OpsMiddleware,
             engine=arena.engine,

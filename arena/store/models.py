@@ -184,6 +184,8 @@ class Battle(BattleBase, table=True):
             name="ck_battle_pair_probability",
         ),
         Index("ix_battle_created_at", "created_at"),
+        # The per-address ceilings on prompts and votes look up one address's recent battles.
+        Index("ix_battle_address_key_created_at", "address_key", "created_at"),
     )
 
     id: str = Field(
@@ -200,6 +202,12 @@ class Battle(BattleBase, table=True):
     error_reason: str | None = Field(default=None, max_length=2000)
     consent_version: str | None = Field(
         default=None, max_length=64, description="Terms of use the voter had accepted."
+    )
+    address_key: str | None = Field(
+        default=None,
+        max_length=FIELD_LIMITS["judge"],
+        description="Keyed hash of the client address (never the address itself); the "
+        "address ceilings and the rigging group tests use it. NULL before revision 0005.",
     )
 
 

@@ -313,6 +313,7 @@ def create_battle(
     language: str | None = None,
     battle_id: str | None = None,
     consent_version: str | None = None,
+    address_key: str | None = None,
 ) -> Battle:
     """Start a battle (status ``streaming``) and stamp both models as served.
 
@@ -336,6 +337,9 @@ def create_battle(
         Id to use (default: a fresh UUID4).
     consent_version
         Version of the terms of use the voter accepted (``None``: no terms configured).
+    address_key
+        Keyed hash of the client address, when known (a voter is a browser; its address is
+        a separate, coarser identity).
 
     Returns
     -------
@@ -385,6 +389,7 @@ def create_battle(
             updated_at=now,
             status="streaming",
             consent_version=consent_version,
+            address_key=address_key or None,
         )
         session.add(battle)
         session.exec(

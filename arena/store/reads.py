@@ -141,6 +141,15 @@ def battles_for_ratings(
                 "question_id": _codes(list(map(itemgetter(3), rows))),
             }
         del rows
+        if clusters is not None:
+            # The address each vote came from (keyed hash), for the rigging group test.
+            # Before revision 0005 the voter key was the address hash, so it stands in.
+            addresses = _fetch(
+                conn,
+                "SELECT coalesce(b.address_key, b.user_key) FROM vote v "
+                f"JOIN battle b ON b.id = v.battle_id{where('v.')} ORDER BY v.id",
+            )
+            clusters["address_hash"] = _codes(list(map(itemgetter(0), addresses)))
         weight = None
         if reweight and n:
             prob = _fetch(
@@ -213,58 +222,94 @@ def counted_votes_on_question(*, engine: Engine, question_id: str, except_battle
 
 
 def recent_votes_by(
-    *, engine: Engine, user_key: str, since: dt.datetime
+    *,
+    engine: Engine,
+    since: dt.datetime,
+    user_key: str | None = None,
+    address_key: str | None = None,
 ) -> tuple[int, dt.datetime | None]:
-    """How many votes (counted or not) a voter cast after ``since``, and the earliest of them.
+    """How many votes (counted or not) a voter, or an address, cast after ``since``, and
+    the earliest of them.
 
-    For the votes-per-day limit, so that it holds across app replicas and restarts;
-    ``ix_vote_judge_voted_at`` makes it an index range scan.
+    For the votes-per-day limits, so that they hold across app replicas and restarts;
+    ``ix_vote_judge_voted_at`` (a voter) and ``ix_battle_address_key_created_at`` (an
+    address) make them index range scans.
 
     Parameters
     ----------
     engine
         The store.
-    user_key
-        The voter's keyed hash (the ``judge`` column).
     since
         Timezone-aware start of the window.
+    user_key
+        The voter's keyed hash (the ``judge`` column).
+    address_key
+        The client address's keyed hash (``battle.address_key``); exactly one of the two.
     """
     voted_at = col(Vote.voted_at)
-    query = sa.select(sa.func.count(), sa.func.min(voted_at)).where(
-        col(Vote.judge) == user_key, voted_at > since
-    )
+    query = sa.select(sa.func.count(), sa.func.min(voted_at))
+    if (user_key is None) == (address_key is None):
+        raise ValueError("recent_votes_by takes exactly one of user_key and address_key")
+    if user_key is not None:
+        query = query.where(col(Vote.judge) == user_key, voted_at > since)
+    else:
+        # A vote comes after its battle started, and a live battle is voted within hours:
+        # the battles started from a day before the window on are enough, and indexed.
+        query = (
+            query.select_from(Vote)
+            .join(Battle, col(Battle.id) == col(Vote.battle_id))
+            .where(
+                col(Battle.address_key) == address_key,
+                col(Battle.created_at) > since - dt.timedelta(days=1),
+                voted_at > since,
+            )
+        )
     with reader(engine).connect() as conn:
         n, first = conn.execute(query).one()
     return int(n), first
 
 
 def recent_prompts_by(
-    *, engine: Engine, user_key: str, since: dt.datetime, battles_since: dt.datetime
+    *,
+    engine: Engine,
+    since: dt.datetime,
+    battles_since: dt.datetime,
+    user_key: str | None = None,
+    address_key: str | None = None,
 ) -> tuple[int, dt.datetime | None]:
-    """How many prompts a user sent after ``since``, and the earliest of them.
+    """How many prompts a user (or an address) sent after ``since``, and the earliest of them.
 
-    For the prompts-per-minute limit, so that it holds across app replicas and restarts.
+    For the prompts-per-minute limits, so that they hold across app replicas and restarts.
     A prompt is a user message (first turns and follow-ups); only battles created after
-    ``battles_since`` are looked at, so that ``ix_battle_created_at`` bounds the scan to
-    the recent battles (a follow-up in an older battle is left to the replica's own
-    in-memory count).
+    ``battles_since`` are looked at, so that ``ix_battle_created_at`` (or, for an address,
+    ``ix_battle_address_key_created_at``) bounds the scan to the recent battles (a follow-up
+    in an older battle is left to the replica's own in-memory count).
 
     Parameters
     ----------
     engine
         The store.
-    user_key
-        The user's keyed hash (``battle.user_key``).
     since
         Timezone-aware start of the window.
     battles_since
         Timezone-aware lower bound on the creation time of the battles counted.
+    user_key
+        The user's keyed hash (``battle.user_key``).
+    address_key
+        The client address's keyed hash (``battle.address_key``); exactly one of the two.
 
     Returns
     -------
     tuple
         ``(count, earliest)``; ``earliest`` is ``None`` when the count is 0.
     """
+    if (user_key is None) == (address_key is None):
+        raise ValueError("recent_prompts_by takes exactly one of user_key and address_key")
+    who = (
+        col(Battle.user_key) == user_key
+        if user_key is not None
+        else col(Battle.address_key) == address_key
+    )
     created = col(Message.created_at)
     query = (
         sa.select(sa.func.count(), sa.func.min(created))
@@ -272,7 +317,7 @@ def recent_prompts_by(
         .join(Battle, col(Battle.id) == col(Message.battle_id))
         .where(
             col(Battle.created_at) > battles_since,
-            col(Battle.user_key) == user_key,
+            who,
             col(Message.side) == "user",
             created > since,
         )
@@ -312,7 +357,8 @@ class AuditTables:
     exclusions
         Votes per exclusion reason (``(counted)`` for counted votes).
     votes
-        ``(judge, model_a, model_b, winner, anony, voted_at, exclusion)`` per vote.
+        ``(judge, model_a, model_b, winner, anony, voted_at, exclusion, address_key)`` per
+        vote (``address_key``: the voter key for battles from before revision 0005).
     pairs
         ``(model_a, model_b, battles, mean pair probability)`` per anonymous ordered pair.
     """
@@ -364,8 +410,9 @@ def audit_tables(*, engine: Engine) -> AuditTables:
             for r in conn.execute(
                 text(
                     "SELECT v.judge, ma.name, mb.name, v.winner, v.anony, v.voted_at, "
-                    "v.exclusion FROM vote v "
-                    "JOIN model ma ON ma.id = v.model_a_id JOIN model mb ON mb.id = v.model_b_id"
+                    "v.exclusion, coalesce(b.address_key, b.user_key) FROM vote v "
+                    "JOIN model ma ON ma.id = v.model_a_id JOIN model mb ON mb.id = v.model_b_id "
+                    "JOIN battle b ON b.id = v.battle_id"
                 )
             )
         ]

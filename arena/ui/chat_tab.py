@@ -17,7 +17,7 @@ import gradio as gr
 from arena.battles import Arena, BattleRefused, TurnUpdate
 from arena.lifecycle import Refusal, refuse
 from arena.markup import escape_markdown
-from arena.ui.common import owner_of, render_side, user_key_of
+from arena.ui.common import address_key_of, owner_of, render_side, user_key_of
 from arena.ui.pow import pass_from_cookies
 
 __all__ = ["build_chat_tab"]
@@ -168,6 +168,7 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             async for update in arena.turn(
                 owner=owner_of(request),
                 user_key=user_key_of(arena, request),
+                address_key=address_key_of(arena, request),
                 prompt=text or "",
                 battle_id=bid,
                 mode=mode,

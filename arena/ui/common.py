@@ -8,8 +8,10 @@ import gradio as gr
 
 from arena import integrity
 from arena.battles import Arena, TurnUpdate
+from arena.ui.asgi import cookie
+from arena.voter import VOTER_COOKIE, InvalidVoterCookie
 
-__all__ = ["client_address", "owner_of", "render_side", "user_key_of"]
+__all__ = ["address_key_of", "client_address", "owner_of", "render_side", "user_key_of"]
 
 
 def client_address(request: gr.Request | None, trusted_proxies: frozenset[str]) -> str:
@@ -28,9 +30,25 @@ def owner_of(request: gr.Request | None) -> str:
     return f"session:{session}" if session else "session:none"
 
 
-def user_key_of(arena: Arena, request: gr.Request | None) -> str:
-    """The voter's keyed hash (never the raw address)."""
+def address_key_of(arena: Arena, request: gr.Request | None) -> str:
+    """The keyed hash of the client's address (never the raw address)."""
     return arena.user_key_for(client_address(request, arena.settings.trusted_proxy_set))
+
+
+def user_key_of(arena: Arena, request: gr.Request | None) -> str:
+    """The voter's keyed hash: of the browser's voter id (:mod:`arena.voter`), or, for a
+    client without the voter cookie (a script on the API), of its address.
+
+    A cookie that does not verify never gets here (:class:`arena.ui.voter.VoterMiddleware`
+    refuses the request); should one arrive anyway, it is not believed: the address stands.
+    """
+    headers = getattr(request, "headers", None) if request is not None else None
+    value = cookie(headers.get("cookie") if headers is not None else None, VOTER_COOKIE)
+    try:
+        voter = arena.voters.voter_id(value)
+    except InvalidVoterCookie:
+        voter = None
+    return arena.voter_key_for(voter) if voter else address_key_of(arena, request)
 
 
 def render_side(

@@ -15,16 +15,9 @@ A pure ASGI middleware, installed with ``launch(app_kwargs={"middleware": [...]}
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from arena.ui.asgi import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CONTENT_SECURITY_POLICY", "GuardMiddleware"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Images and media only from the arena itself (or inline data): no third-party fetches.
 CONTENT_SECURITY_POLICY = (

@@ -19,21 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from arena import store
 from arena.metrics import ArenaMetrics
+from arena.ui.asgi import ASGIApp, Receive, Scope, Send, app_path, reply
 
 __all__ = ["OpsMiddleware", "ready"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _PROMETHEUS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
@@ -90,21 +84,17 @@ class OpsMiddleware:
         if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        root = str(scope.get("root_path", "")).rstrip("/")
-        path = str(scope.get("path", ""))
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        path = path.rstrip("/") or "/"
+        path = app_path(scope).rstrip("/") or "/"
         if path == "/healthz":
-            await _reply(send, 200, b"ok\n")
+            await reply(send, 200, b"ok\n")
         elif path == "/readyz":
             ok, reason = await ready(self.engine, self.metrics, self.models)
-            await _reply(send, 200 if ok else 503, reason.encode() + b"\n")
+            await reply(send, 200 if ok else 503, reason.encode() + b"\n")
         elif path == "/metrics":
             if self._may_read_metrics(scope):
-                await _reply(send, 200, self.metrics.render(), _PROMETHEUS_TYPE)
+                await reply(send, 200, self.metrics.render(), _PROMETHEUS_TYPE)
             else:
-                await _reply(send, 404, b"Not Found\n")
+                await reply(send, 404, b"Not Found\n")
         else:
             await self.app(scope, receive, send)
 
@@ -115,20 +105,3 @@ class OpsMiddleware:
             return hmac.compare_digest(given, f"Bearer {self.token}")
         client = scope.get("client") or ("", 0)
         return client[0] in _LOOPBACK and b"x-forwarded-for" not in headers
-
-
-async def _reply(
-    send: Send, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8"
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

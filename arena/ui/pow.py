@@ -13,18 +13,11 @@ The page loads the widget through ``launch(head=...)`` (see ``arena serve``).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 from arena.pow import ProofOfWork
+from arena.ui.asgi import ASGIApp, Receive, Scope, Send, app_path, cookie, reply
 
 __all__ = ["POW_COOKIE", "WIDGET_HEAD", "PowMiddleware", "pass_from_cookies"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 POW_COOKIE = "arena_pow"
 #: What the page's <head> gets: the widget, from the app itself (relative: root-path safe).
@@ -62,11 +55,7 @@ _WIDGET = r"""
 
 def pass_from_cookies(cookie_header: str | None) -> str | None:
     """The pass cookie's value from a ``Cookie`` header, if present."""
-    for part in (cookie_header or "").split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == POW_COOKIE:
-            return value
-    return None
+    return cookie(cookie_header, POW_COOKIE)
 
 
 class PowMiddleware:
@@ -89,26 +78,26 @@ class PowMiddleware:
             await self.app(scope, receive, send)
             return
         root = str(scope.get("root_path", "")).rstrip("/")
-        path = str(scope.get("path", ""))
-        if root and path.startswith(root):
-            path = path[len(root) :]
+        path = app_path(scope)
         method = scope.get("method")
         if path == "/pow/challenge" and method == "GET":
             body = json.dumps(self.pow.challenge()).encode()
-            await _reply(send, 200, body, b"application/json", no_store=True)
+            await reply(send, 200, body, b"application/json")
         elif path == "/pow/widget.js" and method == "GET":
-            await _reply(send, 200, _WIDGET.encode(), b"text/javascript; charset=utf-8")
+            await reply(
+                send, 200, _WIDGET.encode(), b"text/javascript; charset=utf-8", no_store=False
+            )
         elif path == "/pow/verify" and method == "POST":
             payload = await _read_body(receive)
             token = self.pow.redeem(payload.decode("ascii", "replace")) if payload else None
             if token is None:
-                await _reply(send, 403, b"not a valid, unused solution\n", no_store=True)
+                await reply(send, 403, b"not a valid, unused solution\n")
                 return
-            cookie = (
+            pass_cookie = (
                 f"{POW_COOKIE}={token}; Path={root or '/'}; Max-Age={int(self.pow.pass_ttl_s)}; "
                 "HttpOnly; SameSite=Lax"
             )
-            await _reply(send, 204, b"", extra=[(b"set-cookie", cookie.encode())], no_store=True)
+            await reply(send, 204, b"", extra=[(b"set-cookie", pass_cookie.encode())])
         else:
             await self.app(scope, receive, send)
 
@@ -125,21 +114,3 @@ async def _read_body(receive: Receive) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
-
-
-async def _reply(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: bytes = b"text/plain; charset=utf-8",
-    *,
-    extra: list[tuple[bytes, bytes]] | None = None,
-    no_store: bool = False,
-) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    if no_store:
-        headers.append((b"cache-control", b"no-store"))
-    await send(
-        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
-    )
-    await send({"type": "http.response.body", "body": body})

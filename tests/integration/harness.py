@@ -173,6 +173,8 @@ def start_app(
         "ARENA_ROSTER": str(roster),
         "ARENA_PROMPTS_PER_MINUTE": "0",
         "ARENA_VOTES_PER_DAY": "0",
+        "ARENA_PROMPTS_PER_MINUTE_PER_ADDRESS": "0",
+        "ARENA_VOTES_PER_DAY_PER_ADDRESS": "0",
         "ARENA_DUPLICATE_PROMPT_CAP": "0",
         "ARENA_MAX_LIVE_BATTLES": "0",
         "ARENA_MAX_LIVE_BATTLES_PER_ADDRESS": "0",

@@ -185,6 +185,8 @@ def open_arena(tmp_path_factory: pytest.TempPathFactory, stub: StubServer) -> It
     env = {
         "ARENA_PROMPTS_PER_MINUTE": "0",
         "ARENA_VOTES_PER_DAY": "0",
+        "ARENA_PROMPTS_PER_MINUTE_PER_ADDRESS": "0",
+        "ARENA_VOTES_PER_DAY_PER_ADDRESS": "0",
         "ARENA_DUPLICATE_PROMPT_CAP": "0",
     }
     with deploy(tmp_path_factory.mktemp("open"), stub, env=env, root_path="/arena") as d:
