@@ -39,6 +39,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from sqlalchemy.engine import Engine
 
 from arena import store
+from arena.auth import AuthConfig, PersonCookies, auth_config
+from arena.auth.people import person_key
 from arena.backends import Backend, build_backend
 from arena.config import Settings
 from arena.consent import Terms
@@ -51,6 +53,7 @@ from arena.moderation import Action, Decision, Moderator
 from arena.pow import ProofOfWork
 from arena.roster import Roster, load_roster
 from arena.sampling import PairDraw, SamplingPolicy, make_policy
+from arena.signing import Signer
 from arena.store.offload import Offload
 from arena.turns import TurnRunner
 from arena.voter import VoterCookies
@@ -131,6 +134,9 @@ class Arena:
         self.policy = policy
         self._secret = secret
         self.voters = VoterCookies(secret)
+        # Sign-in (ARENA_AUTH_MODE); None: anonymous, voters are browsers.
+        self.auth: AuthConfig | None = auth_config(settings)
+        self.people = PersonCookies(secret)
         self._rng = rng or random.SystemRandom()
         self.metrics = ArenaMetrics()
         self.moderator = moderator or Moderator()
@@ -305,6 +311,14 @@ class Arena:
     def user_key_for(self, identity: str) -> str:
         """Keyed hash of a raw identity (a client address); the only form ever stored."""
         return store.user_key(self._secret, identity)
+
+    def person_key_for(self, issuer: str, subject: str) -> str:
+        """Keyed id of a signed-in person (:mod:`arena.auth`); the person's ``judge``."""
+        return person_key(self._secret, issuer, subject)
+
+    def signer(self, purpose: str) -> Signer:
+        """Signs cookies for one purpose with a key derived from the arena's secret."""
+        return Signer(self._secret, purpose)
 
     def voter_key_for(self, voter_id: str) -> str:
         """Keyed hash of a browser's voter id (:mod:`arena.voter`); the voter's ``judge``."""

@@ -212,6 +212,43 @@ class Settings:
         "Retries of a model-server request that failed before its first token (connection "
         "refused, HTTP 429/5xx); never retried once text has streamed.",
     )
+    auth_mode: str = _setting(
+        "anonymous",
+        "Sign-in (docs/auth.md): anonymous (no sign-in; a voter is a browser), optional "
+        "(signed-in votes carry the person's keyed id) or required (nobody prompts or votes "
+        "without signing in). optional and required need the ARENA_OIDC_* settings.",
+    )
+    oidc_issuer: str = _setting(
+        "", "OpenID Connect issuer URL (its /.well-known/openid-configuration is read)."
+    )
+    oidc_client_id: str = _setting("", "OpenID Connect client id registered for this arena.")
+    oidc_client_secret_env: str = _setting(
+        "ARENA_OIDC_CLIENT_SECRET",
+        "Name of the environment variable that holds the client secret (the secret itself is "
+        "never a setting, so it never reaches logs or docs).",
+    )
+    oidc_scopes: str = _setting(
+        "openid email profile", "Scopes asked for at sign-in (space-separated; openid needed)."
+    )
+    oidc_redirect_url: str = _setting(
+        "",
+        "The callback URL registered with the provider, e.g. https://arena.example/auth/"
+        "callback. Empty: built from the request (scheme, host, --root-path).",
+    )
+    auth_allowed_domains: str = _setting(
+        "",
+        "Comma-separated email domains allowed to sign in (the provider must say the email "
+        "is verified). Empty: any domain.",
+    )
+    auth_allowed_groups: str = _setting(
+        "",
+        "Comma-separated groups allowed to sign in (any one suffices), read from the ID "
+        "token's ARENA_AUTH_GROUP_CLAIM. Empty: no group rule. With domains too, both apply.",
+    )
+    auth_group_claim: str = _setting("groups", "ID token claim that lists the person's groups.")
+    auth_session_hours: float = _setting(
+        12.0, "How long a sign-in lasts before the person signs in again."
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -146,6 +146,7 @@ class Refusal(StrEnum):
     NO_CONSENT = "no_consent"
     NO_PROOF_OF_WORK = "no_proof_of_work"
     BAD_REASON = "bad_reason"
+    SIGN_IN_REQUIRED = "sign_in_required"
 
     @property
     def template(self) -> str:
@@ -179,6 +180,8 @@ _MESSAGES: Mapping[Refusal, str] = MappingProxyType(
         Refusal.ERRORED: "This battle ended without both answers and cannot be voted on.",
         Refusal.NOT_READY: "Wait for both answers before voting.",
         Refusal.NO_CONSENT: "Please read and accept the terms of use first.",
+        Refusal.SIGN_IN_REQUIRED: "This arena is for signed-in members: sign in to prompt and "
+        "vote.",
         Refusal.NO_PROOF_OF_WORK: "Your browser has not finished its anti-bot check yet (it "
         "runs by itself and takes a moment). Please try again in a few seconds.",
         Refusal.BAD_REASON: "Unknown reason {label!r}; pick from: {choices}.",

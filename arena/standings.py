@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+#: A refresh slower than this is logged.
+SLOW_REFRESH_S = 5.0
 
 COLUMNS = (
     "Rank",
@@ -207,8 +209,12 @@ class Standings:
                 self._snapshots[view] = dataclasses.replace(snap, computed_at=float("-inf"))
 
     def _refresh(self, view: View) -> None:
+        t0 = time.monotonic()
         try:
             snap = self.compute(view)
+            took = time.monotonic() - t0
+            if took > SLOW_REFRESH_S:  # worth knowing: the board waits for it
+                log.info("leaderboard refresh (%s) took %.1f s", view, took)
         except Exception:  # keep serving the old snapshot; the log says why
             log.exception("leaderboard refresh failed")
             snap = self._snapshots.get(view) or StandingsSnapshot(

@@ -122,6 +122,19 @@ def run(args: argparse.Namespace) -> int:
             metrics_token=settings.metrics_token,
         ),
     ]
+    if arena.auth is not None:  # sign-in: its routes, and tampered person cookies refused
+        from arena.ui.auth import AuthMiddleware
+
+        middleware.append(
+            Middleware(
+                AuthMiddleware,
+                config=arena.auth,
+                people=arena.people,
+                flows=arena.signer("sign-in flow cookie"),
+                key_for=arena.person_key_for,
+            )
+        )
+        say(f"sign-in is {arena.auth.mode.value} (provider {arena.auth.issuer})")
     if arena.pow is not None:  # proof of work before voting: its routes and its widget
         middleware.append(Middleware(PowMiddleware, pow=arena.pow))
         say(f"proof of work before voting is on (difficulty {arena.pow.difficulty})")

@@ -89,6 +89,7 @@ from arena.store.reads import (
     recent_prompts_by,
     recent_votes_by,
     vote_id_before,
+    votes_of_judge,
     votes_with_reasons,
 )
 
@@ -160,5 +161,6 @@ __all__ = [
     "user_key",
     "utcnow",
     "vote_id_before",
+    "votes_of_judge",
     "votes_with_reasons",
 ]

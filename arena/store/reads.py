@@ -39,6 +39,7 @@ __all__ = [
     "recent_prompts_by",
     "recent_votes_by",
     "vote_id_before",
+    "votes_of_judge",
     "votes_with_reasons",
 ]
 
@@ -452,6 +453,18 @@ def votes_with_reasons(*, engine: Engine) -> list[tuple[str, str, str, tuple[str
             if reason is not None:
                 entry[3].append(reason)
     return [(a, b, w, tuple(rs)) for a, b, w, rs in votes.values()]
+
+
+def votes_of_judge(*, engine: Engine, judge: str) -> list[tuple[str, str, str]]:
+    """One voter's own votes, anonymous and named, counted or not: ``(model_a, model_b,
+    winner)`` in vote order (a person's "My votes" leaderboard)."""
+    sql = text(
+        "SELECT ma.name, mb.name, v.winner FROM vote v "
+        "JOIN model ma ON ma.id = v.model_a_id JOIN model mb ON mb.id = v.model_b_id "
+        "WHERE v.judge = :judge ORDER BY v.id"
+    )
+    with reader(engine).connect() as conn:
+        return [(str(a), str(b), str(w)) for a, b, w in conn.execute(sql, {"judge": judge})]
 
 
 def ping(*, engine: Engine) -> None:

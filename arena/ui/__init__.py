@@ -10,6 +10,7 @@ import gradio as gr
 from arena.battles import Arena
 from arena.insight_board import InsightBoard
 from arena.standings import Standings
+from arena.ui.account import build_account_bar, build_my_votes_tab
 from arena.ui.chat_tab import build_chat_tab
 from arena.ui.consent import build_consent_gate
 from arena.ui.insights_tab import build_insights_tab
@@ -36,6 +37,7 @@ def build_app(arena: Arena, standings: Standings) -> gr.Blocks:
     # swept every hour and removed on restart.
     with gr.Blocks(title="Arena", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# ⚔️ Arena\nChat with two models side by side and vote for the better one.")
+        account, load_account = build_account_bar(arena)
         build_consent_gate(arena)
         with gr.Tabs():
             with gr.Tab("⚔️ Battle", id="battle"):
@@ -49,6 +51,11 @@ def build_app(arena: Arena, standings: Standings) -> gr.Blocks:
                     engine=arena.engine, roster=arena.roster, refresh_s=standings.refresh_s
                 )
                 load_insights, insights_outputs = build_insights_tab(board)
+            # A leaderboard from the signed-in person's own votes (sign-in arenas only).
+            with gr.Tab("🙋 My votes", id="my-votes", visible=arena.auth is not None) as mine:
+                load_mine, mine_outputs = build_my_votes_tab(arena)
+        mine.select(load_mine, outputs=mine_outputs, api_visibility="private")
+        demo.load(load_account, outputs=account, api_visibility="private")
         board_tab.select(load, outputs=outputs, api_visibility="private")
         insights_tab.select(load_insights, outputs=insights_outputs, api_visibility="private")
         demo.load(load, outputs=outputs, api_visibility="private")

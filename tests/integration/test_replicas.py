@@ -199,6 +199,9 @@ def test_sessions_stick_to_a_replica_under_the_root_path(open_arena: Deployment)
         page = http.get(d.url)
         assert page.status_code == 200
         assert "SERVERID=" in page.headers.get("set-cookie", "")
+        # The voter cookie (issue 18) comes through HAProxy, scoped to the root path.
+        (voter,) = [c for c in page.headers.get_list("set-cookie") if c.startswith("arena_voter=")]
+        assert "Path=/arena;" in voter and "HttpOnly" in voter and "SameSite=Lax" in voter
         bare = http.get(d.url.rstrip("/"))
         assert bare.status_code == 302 and bare.headers["location"] == "/arena/"
         assert http.get(d.url.replace("/arena/", "/")).status_code == 404
