@@ -25,8 +25,7 @@ depends_on: str | Sequence[str] | None = None
 
 _OLD_KINDS = "kind IN ('registered', 'updated', 'deprecated')"
 _NEW_KINDS = (
-    "kind IN ('registered', 'updated', 'deprecated', 'enabled', 'disabled', 'reweighted', "
-    "'added')"
+    "kind IN ('registered', 'updated', 'deprecated', 'enabled', 'disabled', 'reweighted', 'added')"
 )
 
 
