@@ -234,6 +234,7 @@ class AdminMiddleware:
                 prefix=self.prefix,
                 error="Wrong password or code." if self.totp_secret else "Wrong password.",
                 totp=bool(self.totp_secret),
+                actor=actor,
             )
             return self._html(page, 401)
         await self.actions.log(who, "login")

@@ -105,7 +105,7 @@ def _document(title: str, body: str) -> str:
     )
 
 
-def login_page(*, prefix: str, error: str = "", totp: bool = False) -> str:
+def login_page(*, prefix: str, error: str = "", totp: bool = False, actor: str = "") -> str:
     """The login form (name for the audit log, password, and the code when 2FA is on)."""
     code = (
         '<p><label>Authenticator code <input name="code" id="code" inputmode="numeric" '
@@ -118,7 +118,7 @@ def login_page(*, prefix: str, error: str = "", totp: bool = False) -> str:
         f"<h1>Arena admin</h1>{flash}"
         f'<form method="post" action="{e(prefix)}/admin/login">'
         '<p><label>Your name (for the audit log) <input name="actor" id="actor" '
-        'maxlength="100"></label></p>'
+        f'maxlength="100" value="{e(actor)}"></label></p>'
         '<p><label>Password <input type="password" name="password" id="password" '
         'autocomplete="current-password" required></label></p>'
         f'{code}<p><button id="login">Log in</button></p></form>'

@@ -67,9 +67,7 @@ async def _battle_app(request: Request) -> PlainTextResponse:
 
 
 #: What the middleware passes everything else to (Gradio, in the real app).
-gradio_stand_in = Starlette(
-    routes=[Route("/{path:path}", _battle_app, methods=["GET", "POST"])]
-)
+gradio_stand_in = Starlette(routes=[Route("/{path:path}", _battle_app, methods=["GET", "POST"])])
 
 
 @pytest.fixture
