@@ -305,12 +305,19 @@ class Arena:
         )
 
     async def load(self, say: Callable[[str], None] = lambda s: None) -> None:
-        """Load every backend's model (idempotent; models shared by entries load once)."""
+        """Load every backend's model (idempotent; models shared by entries load once), then
+        apply the admin page's roster state, loading the entries added there."""
         for name, backend in self.backends.items():
             t0 = time.monotonic()
             say(f"loading {name} ...")
             await backend.load()
             say(f"loaded {name} in {time.monotonic() - t0:.1f}s")
+        await self.sync_roster(force=True)
+        if self._loading:
+            say(f"loading {len(self._loading)} model(s) added on the admin page ...")
+            await self.wait_for_added_models()
+        if self.disabled:
+            say(f"disabled on the admin page: {', '.join(sorted(self.disabled))}")
 
     async def aclose(self) -> None:
         """Stop every generation and release the backends."""

@@ -478,3 +478,29 @@ def test_moderation_queue_export_and_audit_log(arena: Arena, client: TestClient)
     r = client.post("/admin/logout", data={"csrf": token})
     assert r.status_code == 303 and r.headers["location"] == "/admin/login"
     assert client.get("/admin").status_code == 303
+
+
+def test_a_restarted_replica_starts_with_the_admin_state(
+    tmp_path: Path, arena: Arena, client: TestClient
+) -> None:
+    import asyncio
+
+    login(client)
+    token = csrf_of(client)
+    client.post("/admin/models/disable", data={"name": "m-gamma", "csrf": token})
+    added = (
+        "[[models]]\nname = 'm-delta'\nbackend = 'openai'\nmodel = 'delta'\n"
+        "base_url = 'http://127.0.0.1:9/v1'\n"
+    )
+    client.post("/admin/models/add", data={"toml": added, "csrf": token})
+    said: list[str] = []
+    restarted = make_arena(tmp_path / "again", db_url=str(arena.engine.url))
+    try:
+        assert restarted.policy is not None and set(restarted.policy.models) == set(MODELS)
+        asyncio.run(restarted.load(said.append))  # what `arena serve` does before serving
+        assert restarted.policy is not None
+        assert restarted.policy.models == ("m-alpha", "m-beta", "m-delta")
+        assert "m-delta" in restarted.backends and "m-delta" in restarted.roster
+        assert "disabled on the admin page: m-gamma" in said
+    finally:
+        restarted.engine.dispose()
