@@ -68,6 +68,9 @@ _HEADERS = {
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }
 _NOT_FOUND = "Not Found"
+#: Largest admin form accepted (an added roster entry is at most 20,000 characters).
+MAX_BODY_BYTES = 64 * 1024
+_FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def admin_enabled(settings: Settings) -> bool:
@@ -147,6 +150,14 @@ class AdminMiddleware:
         if not self.enabled:
             await Response(_NOT_FOUND, 404, media_type="text/plain")(scope, receive, send)
             return
+        if scope.get("method") == "POST":
+            refusal = _form_refusal(scope)
+            body = None if refusal else await _read_body(receive, MAX_BODY_BYTES)
+            if refusal or body is None:
+                status, text = refusal or (413, f"A form is at most {MAX_BODY_BYTES:,} bytes.")
+                await Response(text, status, media_type="text/plain")(scope, receive, send)
+                return
+            receive = _replay(body, receive)
         await self.router(scope, receive, send)
 
     # ----------------------------------------------------------------------------------------
@@ -467,6 +478,52 @@ class AdminMiddleware:
             return self._to_login()
         rows = await asyncio.to_thread(list_admin_actions, engine=self.arena.engine)
         return self._html(pages.log_page(self._page(request, session), rows))
+
+
+def _form_refusal(scope: Scope) -> tuple[int, str] | None:
+    """Admin POSTs are plain HTML forms: anything else (multipart uploads above all, which
+    the form parser would spool to disk) is refused before a byte of it is read."""
+    headers = {k.lower(): v for k, v in scope.get("headers", [])}
+    kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+    if kind and kind != _FORM_TYPE:
+        return 415, f"Admin forms are sent as {_FORM_TYPE}."
+    length = headers.get(b"content-length", b"0").decode("latin-1")
+    if not length.isdigit():
+        return 400, "Bad Content-Length."
+    if int(length) > MAX_BODY_BYTES:
+        return 413, f"A form is at most {MAX_BODY_BYTES:,} bytes."
+    return None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or ``None`` once it passes ``limit`` (chunked bodies carry no
+    Content-Length to check first)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 def _day(text: str | None, *, plus_days: int = 0) -> dt.datetime | None:

@@ -7,6 +7,7 @@ import gzip
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -504,3 +505,32 @@ def test_a_restarted_replica_starts_with_the_admin_state(
         assert "disabled on the admin page: m-gamma" in said
     finally:
         restarted.engine.dispose()
+
+
+def test_oversized_and_non_form_posts_are_refused_before_reading(
+    arena: Arena, client: TestClient
+) -> None:
+    login(client)
+    token = csrf_of(client)
+    huge = "[[models]]\n# " + "x" * 70_000
+    r = client.post("/admin/models/add", data={"toml": huge, "csrf": token})
+    assert r.status_code == 413 and "at most 65,536 bytes" in r.text
+    r = client.post("/admin/models/add", files={"toml": ("a.toml", b"x")}, data={"csrf": token})
+    assert r.status_code == 415
+    r = client.post("/admin/login", content=b'{"password": "x"}',
+                    headers={"content-type": "application/json"})  # fmt: skip
+    assert r.status_code == 415
+
+    def chunks() -> Iterator[bytes]:
+        yield b"csrf=" + token.encode() + b"&toml="
+        for _ in range(100):
+            yield b"y" * 1024
+
+    r = client.post(
+        "/admin/models/add",
+        content=chunks(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 413
+    assert rows(arena, "SELECT count(*) FROM model") == [(3,)]
+    assert [a[1] for a in actions(arena)] == ["login"]
