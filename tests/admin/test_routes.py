@@ -534,3 +534,48 @@ def test_oversized_and_non_form_posts_are_refused_before_reading(
     assert r.status_code == 413
     assert rows(arena, "SELECT count(*) FROM model") == [(3,)]
     assert [a[1] for a in actions(arena)] == ["login"]
+
+
+def test_a_flagged_attacker_is_listed_and_its_finding_applied_from_the_page(
+    tmp_path: Path, arena: Arena, client: TestClient
+) -> None:
+    import random
+
+    # 1,500 honest votes on three evenly matched models from 150 voters, and one voter who
+    # makes m-gamma win all 80 of its battles.
+    rng = random.Random(5)
+    lines = []
+    for _ in range(1500):
+        a, b = rng.sample(MODELS, 2)
+        winner = rng.choice(("model_a", "model_b", "tie"))
+        lines.append((a, b, winner, f"honest-{rng.randrange(150)}"))
+    for i in range(80):
+        other = rng.choice(MODELS[:2])
+        a, b = (other, "m-gamma") if i % 2 else ("m-gamma", other)
+        lines.append((a, b, "model_b" if i % 2 else "model_a", "attacker"))
+    log = tmp_path / "votes.jsonl"
+    with log.open("w") as f:
+        for i, (a, b, w, j) in enumerate(lines):
+            record = {"question_id": f"q{i}", "model_a": a, "model_b": b, "winner": w,
+                      "judge": j, "anony": True, "tstamp": 1.7e9 + 60 * i}  # fmt: skip
+            f.write(json.dumps(record) + "\n")
+    store.import_battles(engine=arena.engine, path=log)
+
+    login(client)
+    page = client.get("/admin/findings").text
+    flagged = page.split('id="flags"')[1].split("</table>")[0]
+    assert "attacker" in flagged and "anomalous_voter" in flagged and "m-gamma" in flagged
+    assert "honest-" not in flagged
+    token = csrf_of(client, "/admin/findings")
+    r = client.post(
+        "/admin/findings/apply",
+        data={"judge": "attacker", "reason": "anomalous_voter", "csrf": token},
+    )
+    assert "note=80+votes" in r.headers["location"]
+    excluded = rows(arena, "SELECT judge, count(*) FROM vote WHERE exclusion IS NOT NULL "
+                           "GROUP BY judge")  # fmt: skip
+    assert excluded == [("attacker", 80)]
+    page = client.get("/admin/findings").text
+    assert "attacker" not in page.split('id="flags"')[1].split("</table>")[0]
+    applied = page.split('id="applied"')[1]
+    assert "attacker" in applied and "anomalous_voter</td><td>80</td>" in applied
