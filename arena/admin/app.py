@@ -383,6 +383,8 @@ class AdminMiddleware:
             )
         except store.BattleNotFound:
             return self._html(pages.e(f"No battle {battle_id!r}."), 404)
+        # Conversations are what voters typed: who read which one is on the record.
+        await self.actions.log(self._who(request, session), "view_battle", battle_id)
         return self._html(pages.conversation_page(self._page(request, session), conv))
 
     # ----------------------------------------------------------------------------------------

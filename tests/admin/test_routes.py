@@ -415,6 +415,7 @@ def test_battles_are_filtered_and_a_conversation_is_read_escaped(
     assert page.index("hi</pre>") < page.index("ans A") < page.index("ans B")
     assert "m-alpha" in page and "judge-1" in page
     assert client.get("/admin/battles/no-such-battle").status_code == 404
+    assert actions(arena)[-1] == ("ops-ann", "view_battle", one)
 
 
 def test_findings_are_applied_and_undone_and_logged(arena: Arena, client: TestClient) -> None:
