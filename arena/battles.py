@@ -28,6 +28,7 @@ another voter's battle from another address.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -51,9 +52,11 @@ from arena.live import LiveBattle, LiveBattles, Reveal, SideView, TurnUpdate
 from arena.metrics import ArenaMetrics
 from arena.moderation import Action, Decision, Moderator
 from arena.pow import ProofOfWork
-from arena.roster import Roster, load_roster
+from arena.roster import Roster, RosterEntry, RosterError, load_roster
+from arena.roster_sync import RosterSync, added_entries, plan
 from arena.sampling import PairDraw, SamplingPolicy, make_policy
 from arena.signing import Signer
+from arena.store.live_roster import ModelState
 from arena.store.offload import Offload
 from arena.turns import TurnRunner
 from arena.voter import VoterCookies
@@ -131,7 +134,17 @@ class Arena:
         self._settings = settings
         self.roster = roster
         self.engine = engine
-        self.policy = policy
+        # The configured policy, and the one new battles draw from: the same until the admin
+        # page disables, reweights or adds a model (arena/roster_sync.py).
+        self._base_policy = policy
+        self._policy: SamplingPolicy | None = policy
+        self._roster_state: dict[str, ModelState] = {}
+        self.disabled: frozenset[str] = frozenset()
+        self.roster_sync = RosterSync(engine=engine, poll_s=settings.roster_poll_s)
+        self._added: list[str] = []  # admin-added entries loaded here, in load order
+        self._loading: dict[str, asyncio.Task[None]] = {}
+        #: Admin-added entries this replica could not build or load: name -> why.
+        self.roster_problems: dict[str, str] = {}
         self._secret = secret
         self.voters = VoterCookies(secret)
         # Sign-in (ARENA_AUTH_MODE); None: anonymous, voters are browsers.
@@ -184,6 +197,17 @@ class Arena:
     def settings(self, settings: Settings) -> None:
         self._settings = settings
         self.votes.duplicate_prompt_cap = settings.duplicate_prompt_cap
+
+    @property
+    def policy(self) -> SamplingPolicy | None:
+        """What new anonymous battles draw from (``None``: fewer than two models enabled)."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: SamplingPolicy) -> None:
+        self._base_policy = policy
+        self._policy = policy
+        self._replan()
 
     @property
     def backends(self) -> dict[str, Backend]:
@@ -296,12 +320,19 @@ class Arena:
         )
 
     async def load(self, say: Callable[[str], None] = lambda s: None) -> None:
-        """Load every backend's model (idempotent; models shared by entries load once)."""
+        """Load every backend's model (idempotent; models shared by entries load once), then
+        apply the admin page's roster state, loading the entries added there."""
         for name, backend in self.backends.items():
             t0 = time.monotonic()
             say(f"loading {name} ...")
             await backend.load()
             say(f"loaded {name} in {time.monotonic() - t0:.1f}s")
+        await self.sync_roster(force=True)
+        if self._loading:
+            say(f"loading {len(self._loading)} model(s) added on the admin page ...")
+            await self.wait_for_added_models()
+        if self.disabled:
+            say(f"disabled on the admin page: {', '.join(sorted(self.disabled))}")
 
     async def aclose(self) -> None:
         """Stop every generation and release the backends."""
@@ -356,7 +387,9 @@ class Arena:
         if mode == BattleMode.ANONY:
             if models is not None:
                 raise ValueError("anonymous battles draw their own pair")
-            return self.policy.draw(self._rng)
+            if self._policy is None:
+                raise refuse(Refusal.NO_PAIR)
+            return self._policy.draw(self._rng)
         if mode != BattleMode.NAMED:
             raise ValueError(f"unknown battle mode {mode!r}")
         if models is None or len(models) != 2:
@@ -365,6 +398,8 @@ class Arena:
         for m in (a, b):
             if m not in self.roster:
                 raise refuse(Refusal.UNKNOWN_MODEL, model=m)
+            if m in self.disabled:
+                raise refuse(Refusal.MODEL_DISABLED, model=m)
         if a == b:
             raise refuse(Refusal.SAME_MODEL)
         return PairDraw(a, b, 1.0, "user_choice", "1")
@@ -471,6 +506,7 @@ class Arena:
             address = address_key or user_key
             if battle_id is None:
                 live = None
+                await self.sync_roster()
                 draw = self._draw(mode, models)
             else:
                 live = self.live.get(owner=owner, user_key=user_key, battle_id=battle_id)
@@ -707,17 +743,97 @@ class Arena:
 
     def refresh_policy(self, lb: Leaderboard) -> None:
         """Feed a fresh leaderboard to an ``active`` sampling policy (no-op otherwise)."""
+        policy = self._policy
+        if policy is None:
+            return
         names = lb.models
         counts = {
             (names[i], names[j]): int(lb.battle_counts[i, j])
             for i in range(len(names))
             for j in range(i + 1, len(names))
         }
-        self.policy.update(
+        policy.update(
             counts=counts,
             ratings={r.model: r.rating for r in lb.rows},
             ci_width={r.model: r.upper - r.lower for r in lb.rows},
         )
+
+    # ----------------------------------------------------------------------------------------
+    # the live roster (admin page changes, from the database)
+
+    async def sync_roster(self, *, force: bool = False) -> None:
+        """Apply roster changes made on the admin page (by any replica), if any.
+
+        Checks at most every ``roster_poll_s`` seconds unless ``force``; a database that is
+        down leaves the current roster in place (the battle itself will say so).
+        """
+        if not force and not self.roster_sync.due():
+            return
+        try:
+            state = await self.db.run(lambda: self.roster_sync.poll(force=force))
+        except Exception as exc:  # the database is down or busy: keep serving as before
+            log.warning("roster sync skipped: %s", exc)
+            return
+        if state is not None:
+            self.apply_roster_state(state)
+
+    def apply_roster_state(self, state: Mapping[str, ModelState]) -> None:
+        """Take the admin page's roster state: start loading added entries, then re-plan."""
+        self._roster_state = dict(state)
+        try:
+            entries = added_entries(self.roster, state)
+        except RosterError as exc:
+            log.error("an entry added on the admin page cannot be used here: %s", exc)
+            self.roster_problems[exc.name or "?"] = str(exc)
+            entries = []
+        for entry in entries:
+            if entry.name not in self._loading:
+                self._start_loading(entry)
+        self._replan()
+
+    def _start_loading(self, entry: RosterEntry) -> None:
+        try:
+            backend = build_backend(entry, settings=self.settings)
+        except Exception as exc:
+            self.roster_problems[entry.name] = f"cannot build the backend: {exc}"
+            log.error("added model %s: cannot build the backend: %s", entry.name, exc)
+            return
+
+        async def load() -> None:
+            try:
+                await backend.load()
+            except Exception as exc:
+                self.roster_problems[entry.name] = f"cannot load: {exc}"
+                log.error("added model %s: cannot load: %s", entry.name, exc)
+                return
+            self.roster = Roster(path=self.roster.path, entries=(*self.roster.entries, entry))
+            self.backends = {**self.backends, entry.name: backend}
+            self.leaks = LeakDetector.from_roster(self.roster)
+            self._added.append(entry.name)
+            self._replan()
+            log.info("added model %s: loaded, now drawn for battles", entry.name)
+
+        self._loading[entry.name] = asyncio.get_running_loop().create_task(load())
+
+    async def wait_for_added_models(self) -> None:
+        """Wait until every added entry being loaded is loaded (or failed); for tests."""
+        await asyncio.gather(*self._loading.values())
+
+    def _replan(self) -> None:
+        base = self._base_policy
+        if not self._roster_state and not self._added:
+            self.disabled = frozenset()
+            self._policy = base
+            return
+        weights = {e.name: e.weight for e in self.roster}
+        live = plan(base=base.models, added=self._added, weights=weights, state=self._roster_state)
+        self.disabled = live.disabled
+        if not live.changed:
+            self._policy = base
+        elif len(live.candidates) < 2:
+            self._policy = None
+        else:
+            self._policy = make_policy(base.name, live.candidates, live.weights)
 
     def live_battles(self) -> int:
         """Number of battles held in memory (for health checks)."""

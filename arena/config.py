@@ -73,6 +73,25 @@ class Settings:
         secret=True,
         shown_default="(not set)",
     )
+    admin_password_hash: str = _setting(
+        "",
+        "Password hash for the admin page at /admin (make one with `arena admin "
+        "hash-password`). Empty: no admin page (/admin answers 404). See docs/admin.md.",
+        secret=True,
+        shown_default="(not set)",
+    )
+    admin_totp_secret: str = _setting(
+        "",
+        "Optional second factor for /admin: a base32 TOTP secret (RFC 6238, 6 digits, 30 s; "
+        "make one with `arena admin totp-secret`). Empty: password only.",
+        secret=True,
+        shown_default="(not set)",
+    )
+    roster_poll_s: float = _setting(
+        2.0,
+        "Least seconds between two checks, on a new battle, for roster changes made on the "
+        "admin page (by any replica: one cheap query for the newest model event).",
+    )
     terms_file: str = _setting(
         "",
         "Terms of use and privacy notice (Markdown) shown before the first prompt; visitors "

@@ -147,6 +147,8 @@ class Refusal(StrEnum):
     NO_PROOF_OF_WORK = "no_proof_of_work"
     BAD_REASON = "bad_reason"
     SIGN_IN_REQUIRED = "sign_in_required"
+    MODEL_DISABLED = "model_disabled"
+    NO_PAIR = "no_pair"
 
     @property
     def template(self) -> str:
@@ -185,6 +187,10 @@ _MESSAGES: Mapping[Refusal, str] = MappingProxyType(
         Refusal.NO_PROOF_OF_WORK: "Your browser has not finished its anti-bot check yet (it "
         "runs by itself and takes a moment). Please try again in a few seconds.",
         Refusal.BAD_REASON: "Unknown reason {label!r}; pick from: {choices}.",
+        Refusal.MODEL_DISABLED: "The model {model!r} is not taking battles right now; choose "
+        "another.",
+        Refusal.NO_PAIR: "Fewer than two models are taking battles right now. Please try again "
+        "later.",
         Refusal.MODERATED: "This prompt was blocked by this arena's content rules "
         "({categories}). Nothing was sent to the models.",
     }

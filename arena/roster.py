@@ -48,6 +48,7 @@ __all__ = [
     "RosterError",
     "default_roster_path",
     "load_roster",
+    "parse_entry_toml",
     "parse_roster",
     "resolve_model_path",
 ]
@@ -285,6 +286,40 @@ def load_roster(path: str | Path | None = None) -> Roster:
     except tomllib.TOMLDecodeError as exc:
         raise RosterError(f"invalid TOML: {exc}", path=roster_path) from None
     return parse_roster(data, path=roster_path)
+
+
+def parse_entry_toml(text: str, *, path: str | Path) -> RosterEntry:
+    """Validate one roster entry given as TOML text (the admin page's "add a model").
+
+    The text is a roster document with exactly one ``[[models]]`` table; the same rules as
+    for a roster file apply.
+
+    Parameters
+    ----------
+    text
+        The TOML.
+    path
+        Named in errors and the base of relative model paths (the serving roster's file).
+
+    Returns
+    -------
+    RosterEntry
+
+    Raises
+    ------
+    RosterError
+        Invalid TOML, not exactly one entry, or an invalid entry.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RosterError(f"invalid TOML: {exc}", path=path) from None
+    roster = parse_roster(data, path=path)
+    if len(roster) != 1:
+        raise RosterError(
+            f"expected exactly one [[models]] entry, got {len(roster)}", path=path, key="models"
+        )
+    return roster.entries[0]
 
 
 # key -> (accepted python types, human name).  bool is excluded from numbers explicitly

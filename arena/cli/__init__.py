@@ -1,5 +1,5 @@
 """The ``arena`` command: ``serve | ratings | plots | insights | export | import | db | models``,
-``audit`` and ``deploy``.
+``audit``, ``deploy`` and ``admin``.
 
 Each sub-command lives in its own module exposing ``register(subparsers)``; the module's
 handler returns an exit code.  Bad input exits with status 2 and a message naming what was
@@ -27,6 +27,7 @@ _COMMANDS = (
     "models",
     "audit",
     "deploy",
+    "admin",
 )
 
 

@@ -106,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"starting the web app on {url}")
     from starlette.middleware import Middleware
 
+    from arena.admin import AdminAuthError
+    from arena.admin.app import AdminMiddleware, admin_enabled
     from arena.ui.guard import GuardMiddleware
     from arena.ui.ops import OpsMiddleware
     from arena.ui.pow import WIDGET_HEAD, PowMiddleware
@@ -135,6 +137,15 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         say(f"sign-in is {arena.auth.mode.value} (provider {arena.auth.issuer})")
+    try:  # /admin: 404 unless a password hash is set; a malformed one stops the start here
+        admin_on = admin_enabled(settings)
+    except AdminAuthError as exc:
+        return fail(str(exc))
+    middleware.append(
+        Middleware(AdminMiddleware, arena=arena, secret=store.resolve_secret(settings))
+    )
+    if admin_on:
+        say(f"admin page on {url}/admin (docs/admin.md)")
     if arena.pow is not None:  # proof of work before voting: its routes and its widget
         middleware.append(Middleware(PowMiddleware, pow=arena.pow))
         say(f"proof of work before voting is on (difficulty {arena.pow.difficulty})")

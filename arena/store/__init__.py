@@ -10,6 +10,9 @@ PostgreSQL with ``ARENA_DB_URL=postgresql+psycopg://...``.  Modules, one idea ea
 ``identity``   keyed-hash user keys and the secret behind them
 ``reads``      votes -> ``ratings.data.Battles`` arrays, fast; per-vote lookups
 ``exchange``   ``clean_battle`` JSONL export and all-or-nothing import
+``live_roster`` the admin page's roster changes, and the cheap "what changed" replicas poll
+``admin_log``  the admin audit log (and the failed logins the login limit counts)
+``browse``     the admin page's battle/vote/moderation reads and audit-finding writes
 ``errors``     typed failures
 
 See docs/store.md.

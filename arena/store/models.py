@@ -34,6 +34,7 @@ __all__ = [
     "MESSAGE_SIDES",
     "MODEL_EVENT_KINDS",
     "WINNERS",
+    "AdminAction",
     "Battle",
     "BattleBase",
     "BattleFeatures",
@@ -58,7 +59,17 @@ BATTLE_STATUSES: Final = tuple(str(m) for m in BattleStatus)
 MESSAGE_SIDES: Final = tuple(str(m) for m in MessageSide)
 # Same strings and order as ratings.data.WINNER_VALUES (their index is the outcome code).
 WINNERS: Final = tuple(str(m) for m in Winner)
-MODEL_EVENT_KINDS: Final = ("registered", "updated", "deprecated")
+# The first three come from the roster file; the others are the admin page's live changes
+# (arena/admin), which every replica picks up from the table (arena/roster_sync.py).
+MODEL_EVENT_KINDS: Final = (
+    "registered",
+    "updated",
+    "deprecated",
+    "enabled",
+    "disabled",
+    "reweighted",
+    "added",
+)
 
 
 def utcnow() -> dt.datetime:
@@ -134,6 +145,17 @@ class Model(ModelBase, table=True):
     # A copy of the latest 'deprecated' event, so the roster query needs no join; the events
     # table stays the history.
     deprecated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The admin page's live roster (copies of the latest enabled/disabled/reweighted/added
+    # events, so replicas read the roster's state without replaying the history).
+    disabled_at: dt.datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="Set: not drawn for new battles."
+    )
+    weight: float | None = Field(
+        default=None, description="Sampling weight set on the admin page (NULL: the roster's)."
+    )
+    entry_toml: str | None = Field(
+        default=None, sa_type=Text, description="A [[models]] entry added on the admin page."
+    )
 
 
 class ModelEvent(SQLModel, table=True):
@@ -322,6 +344,24 @@ class VoteReason(SQLModel, table=True):
     battle_id: str = Field(foreign_key="vote.battle_id", max_length=FIELD_LIMITS["battle_id"])
     reason: str = Field(max_length=100)
     at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class AdminAction(SQLModel, table=True):
+    """The admin audit log: who did what, when, from which (hashed) address."""
+
+    __tablename__ = "admin_action"
+    __table_args__ = (
+        Index("ix_admin_action_at", "at"),
+        Index("ix_admin_action_address_action_at", "address_key", "action", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    actor: str = Field(max_length=100, description="The name given at login ('' if none).")
+    address_key: str = Field(max_length=128, description="Keyed hash of the client address.")
+    action: str = Field(max_length=40, description="login, login_failed, disable, ...")
+    target: str = Field(default="", max_length=200, description="Model, judge or battle.")
+    detail: str | None = Field(default=None, max_length=2000)
 
 
 # battle_features: style counts and category tags, computed when the battle is voted

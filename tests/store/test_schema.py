@@ -17,6 +17,7 @@ from arena.cli import main
 from arena.store.engine import _alembic_config
 
 TABLES = {
+    "admin_action",
     "alembic_version",
     "battle",
     "battle_features",
