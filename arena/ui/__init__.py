@@ -55,7 +55,7 @@ def build_app(arena: Arena, standings: Standings) -> gr.Blocks:
             with gr.Tab("🙋 My votes", id="my-votes", visible=arena.auth is not None) as mine:
                 load_mine, mine_outputs = build_my_votes_tab(arena)
         mine.select(load_mine, outputs=mine_outputs, api_visibility="private")
-        demo.load(load_account, outputs=account, api_visibility="private")
+        demo.load(load_account, outputs=account, api_visibility="private", show_progress="hidden")
         board_tab.select(load, outputs=outputs, api_visibility="private")
         insights_tab.select(load_insights, outputs=insights_outputs, api_visibility="private")
         demo.load(load, outputs=outputs, api_visibility="private")

@@ -3,6 +3,7 @@ and sign-out links, and the "My votes" tab -- a leaderboard from one's own votes
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import gradio as gr
@@ -12,7 +13,6 @@ from arena import store
 from arena.auth import AuthMode
 from arena.battles import Arena
 from arena.lifecycle import BattleRefused
-from arena.standings import escape_markdown
 from arena.ui.common import person_of
 from ratings import RatingOptions, compute_leaderboard
 from ratings.data import Battles
@@ -23,20 +23,27 @@ MY_VOTES_COLUMNS = ("Model", "Your rating", "Battles", "Wins", "Ties", "Losses")
 
 
 def account_line(arena: Arena, request: gr.Request | None) -> str:
-    """The line above the tabs: signed in as whom, or how to sign in."""
+    """The line above the tabs (HTML: the links open in this tab, not a new one): signed in
+    as whom, or how to sign in."""
     if arena.auth is None:
         return ""
     person = person_of(arena, request)
     if person is not None:
-        return f"Signed in as **{escape_markdown(person.label)}** · [Sign out](auth/logout)"
+        return (
+            f"Signed in as <strong>{html.escape(person.label)}</strong> · "
+            "<a href='auth/logout'>Sign out</a>"
+        )
     if arena.auth.mode is AuthMode.REQUIRED:
-        return "This arena is for signed-in members: **[Sign in](auth/login)** to prompt and vote."
-    return "[Sign in](auth/login) to vote as yourself and see your own leaderboard."
+        return (
+            "This arena is for signed-in members: <strong><a href='auth/login'>Sign in</a>"
+            "</strong> to prompt and vote."
+        )
+    return "<a href='auth/login'>Sign in</a> to vote as yourself and see your own leaderboard."
 
 
-def build_account_bar(arena: Arena) -> tuple[gr.Markdown, Any]:
+def build_account_bar(arena: Arena) -> tuple[gr.HTML, Any]:
     """The account line; returns it and its loader (for ``demo.load``)."""
-    line = gr.Markdown("", elem_id="account", visible=arena.auth is not None)
+    line = gr.HTML("", elem_id="account", visible=arena.auth is not None)
 
     def load(request: gr.Request) -> str:
         return account_line(arena, request)
