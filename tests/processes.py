@@ -55,6 +55,23 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return f"(no log: {exc})"
 
 
+def wait_until_serving(
+    proc: subprocess.Popen[bytes], url: str, log_path: Path, what: str, timeout_s: float = 60
+) -> None:
+    """Poll ``url`` until it answers 2xx; raise with the log's tail if ``proc`` exits first
+    or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log_tail(log_path)}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2, trust_env=False).is_success:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not ready after {timeout_s:.0f} s: {log_tail(log_path)}")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def running_app(
     workdir: Path,

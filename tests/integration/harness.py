@@ -12,7 +12,6 @@ import contextlib
 import json
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,7 +22,14 @@ import httpx
 from gradio_client import Client
 from sqlalchemy import create_engine, text
 
-from tests.processes import REPO_ROOT, free_port, log_tail, running_app, stop_process
+from tests.processes import (
+    REPO_ROOT,
+    free_port,
+    log_tail,
+    running_app,
+    stop_process,
+    wait_until_serving,
+)
 
 STEP_TIMEOUT_S = 30.0
 
@@ -83,16 +89,7 @@ def stub_server(
         )
     server = StubServer(f"http://127.0.0.1:{port}/v1", proc, log_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"stub server exited: {log_tail(log_path)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(server.base_url + "/models", timeout=2, trust_env=False).is_success:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"stub server not ready: {log_tail(log_path)}")
-            time.sleep(0.2)
+        wait_until_serving(proc, server.base_url + "/models", log_path, "stub server")
         yield server
     finally:
         stop_process(proc)

@@ -12,7 +12,6 @@ import contextlib
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import log_tail, stop_process
+from tests.processes import stop_process, wait_until_serving
 
 HERE = Path(__file__).resolve().parent
 CLIENT_ID = "arena-test"
@@ -67,17 +66,8 @@ def oidc_provider(workdir: Path, port: int, redirect_uris: list[str]) -> Iterato
         )
     provider = Provider(f"http://127.0.0.1:{port}", port, proc, log_path)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the OpenID provider exited: {log_tail(log_path)}")
-            with contextlib.suppress(httpx.HTTPError):
-                url = provider.issuer + "/.well-known/openid-configuration"
-                if httpx.get(url, timeout=2, trust_env=False).is_success:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the OpenID provider is not ready: {log_tail(log_path)}")
-            time.sleep(0.2)
+        discovery = provider.issuer + "/.well-known/openid-configuration"
+        wait_until_serving(proc, discovery, log_path, "the OpenID provider", timeout_s=30)
         yield provider
     finally:
         stop_process(proc)
