@@ -121,3 +121,28 @@ def test_the_daily_vote_ceiling_per_address_holds_across_replicas(arena: Arena) 
     finally:
         replica.engine.dispose()
     assert rows(arena, "SELECT count(*) FROM vote") == [(3,)]
+
+
+def test_the_rigging_tests_see_the_address_behind_the_voters(arena: Arena) -> None:
+    """Clearing the cookie gives a new voter, but the audit and --exclude-flagged still pool
+    the voters of one address (the address group signal comes from battle.address_key)."""
+    from arena import store
+
+    async def main() -> None:
+        for voter, address in (("c1", "10.7.0.1"), ("c2", "10.7.0.1"), ("c3", "10.7.0.1")):
+            await vote(
+                arena, await play(arena, f"{voter} asks", voter=voter, address=address), voter=voter
+            )
+        await vote(arena, await play(arena, "c4 asks", voter="c4", address="10.7.0.2"), voter="c4")
+
+    asyncio.run(main())
+    tables = store.audit_tables(engine=arena.engine)
+    by_judge = {v[0]: v[7] for v in tables.votes}
+    assert len(by_judge) == 4 and len(set(by_judge.values())) == 2
+    assert by_judge[arena.voter_key_for("c1")] == arena.user_key_for("10.7.0.1")
+    battles = store.battles_for_ratings(engine=arena.engine, with_clusters=True)
+    judge, address = battles.clusters["judge"], battles.clusters["address_hash"]
+    assert len(set(judge.tolist())) == 4 and len(set(address.tolist())) == 2
+    # The three voters of one address share one address code.
+    first_three = {int(address[i]) for i in range(3)}
+    assert len(first_three) == 1 and int(address[3]) not in first_three
