@@ -12,7 +12,7 @@ import hmac
 import json
 from typing import Any
 
-__all__ = ["BadSignature", "Signer"]
+__all__ = ["BadSignature", "Signer", "cookie_header"]
 
 
 class BadSignature(ValueError):
@@ -46,13 +46,15 @@ class Signer:
         ).digest()
         self.purpose = purpose
 
-    def _mac(self, body: str) -> str:
-        return _b64(hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest())
+    def mac(self, text: str) -> str:
+        """The base64url HMAC-SHA256 of ``text`` under this purpose's key (compare it with
+        :func:`hmac.compare_digest`)."""
+        return _b64(hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).digest())
 
     def dumps(self, payload: dict[str, Any]) -> str:
         """``<base64 JSON>.<base64 MAC>``."""
         body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-        return f"{body}.{self._mac(body)}"
+        return f"{body}.{self.mac(body)}"
 
     def loads(self, token: str) -> dict[str, Any]:
         """The payload of a token this signer made.
@@ -65,7 +67,7 @@ class Signer:
         body, dot, mac = token.strip().strip('"').partition(".")
         if not dot or not body or not mac or len(token) > 8192:
             raise BadSignature(f"the {self.purpose} is malformed")
-        if not hmac.compare_digest(mac, self._mac(body)):
+        if not hmac.compare_digest(mac, self.mac(body)):
             raise BadSignature(f"the {self.purpose}'s signature does not match")
         try:
             payload = json.loads(_unb64(body))
@@ -74,3 +76,12 @@ class Signer:
         if not isinstance(payload, dict):
             raise BadSignature(f"the {self.purpose} is malformed")
         return payload
+
+
+def cookie_header(
+    name: str, value: str, *, path: str, max_age_s: int, secure: bool, same_site: str = "Lax"
+) -> str:
+    """A ``Set-Cookie`` value for one of the arena's cookies: always HttpOnly; ``max_age_s=0``
+    deletes the cookie."""
+    attrs = f"Path={path}; Max-Age={max_age_s}; HttpOnly; SameSite={same_site}"
+    return f"{name}={value}; {attrs}" + ("; Secure" if secure else "")

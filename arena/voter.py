@@ -17,10 +17,11 @@ fresh budget to anyone who tampers with it.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 import secrets
+
+from arena.signing import Signer, cookie_header
 
 __all__ = ["VOTER_COOKIE", "VOTER_COOKIE_MAX_AGE_S", "InvalidVoterCookie", "VoterCookies"]
 
@@ -47,18 +48,15 @@ class VoterCookies:
     ----------
     secret
         The arena's secret (:func:`arena.store.resolve_secret`).  The signing key is derived
-        from it for this one purpose, so a cookie's signature says nothing about the keyed
-        hashes stored in the database.
+        from it for this one purpose (:class:`arena.signing.Signer`), so a cookie's
+        signature says nothing about the keyed hashes stored in the database.
     """
 
     def __init__(self, secret: str) -> None:
-        if not secret:
-            raise ValueError("the voter cookie needs the arena's secret")
-        self._key = hmac.new(secret.encode(), b"arena voter cookie signing key", "sha256").digest()
+        self._signer = Signer(secret, "voter cookie")
 
     def _sign(self, voter_id: str) -> str:
-        message = f"{_VERSION}.{voter_id}".encode("ascii")
-        return _b64(hmac.new(self._key, message, hashlib.sha256).digest())
+        return self._signer.mac(f"{_VERSION}.{voter_id}")
 
     def mint(self) -> str:
         """A new cookie value: ``v1.<random id>.<signature>``."""
@@ -85,5 +83,6 @@ class VoterCookies:
 
     def header(self, value: str, *, path: str = "/", secure: bool = False) -> str:
         """The ``Set-Cookie`` header value that stores ``value`` in the browser."""
-        attrs = f"Path={path}; Max-Age={VOTER_COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax"
-        return f"{VOTER_COOKIE}={value}; {attrs}" + ("; Secure" if secure else "")
+        return cookie_header(
+            VOTER_COOKIE, value, path=path, max_age_s=VOTER_COOKIE_MAX_AGE_S, secure=secure
+        )

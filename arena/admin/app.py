@@ -22,8 +22,7 @@ import datetime as dt
 import logging
 import shutil
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -41,6 +40,7 @@ from arena.integrity import client_address
 from arena.store import browse
 from arena.store.admin_log import LOGIN_FAILED, failed_logins_since, list_admin_actions
 from arena.store.live_roster import roster_state
+from arena.ui.asgi import ASGIApp, Message, Receive, Scope, Send, app_path
 
 __all__ = [
     "COOKIE",
@@ -51,12 +51,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 COOKIE = "arena_admin"
 MAX_FAILED_LOGINS = 5
@@ -143,7 +137,8 @@ class AdminMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
+        # Inside the app: without a --root-path prefix, as the other middlewares see it.
+        path = app_path(scope) if scope["type"] == "http" else ""
         if not (path == "/admin" or path.startswith("/admin/")):
             await self.app(scope, receive, send)
             return

@@ -8,9 +8,9 @@ Password hash format (``ARENA_ADMIN_PASSWORD_HASH``), one line, ``$``-separated:
 made by :func:`hash_password` (``arena admin hash-password``).  scrypt with N = 2^15, r = 8
 costs 32 MiB and some 50-100 ms per try: a leaked hash is slow to guess, and a login is not.
 
-Session cookie: ``<payload>.<mac>``, the payload base64url JSON ``{"a": actor, "t": issued
-at, "n": nonce}`` and the MAC an HMAC-SHA256 under a key derived from the arena's secret *and
-the password hash*, so changing the password ends every session.  The CSRF token of a
+Session cookie: an :class:`arena.signing.Signer` token, the payload ``{"a": actor, "t": issued
+at, "n": nonce}`` signed under a key derived from the arena's secret *and the password hash*,
+so changing the password ends every session.  The CSRF token of a
 session is another HMAC of its cookie: forms carry it, and a POST without it is refused.
 """
 
@@ -20,11 +20,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import secrets
 import struct
 import time
 from dataclasses import dataclass
+
+from arena.signing import BadSignature, Signer
 
 __all__ = [
     "SESSION_MAX_AGE_S",
@@ -202,14 +203,15 @@ class AdminSession:
 
 
 class SessionSigner:
-    """Issues and checks session cookies and their CSRF tokens.
+    """Issues and checks session cookies and their CSRF tokens (:class:`arena.signing.Signer`
+    tokens, one key for sessions and one for CSRF).
 
     Parameters
     ----------
     secret
         The arena's secret (:func:`arena.store.resolve_secret`).
     password_hash
-        The configured password hash: part of the key, so a new password ends old sessions.
+        The configured password hash: part of the keys, so a new password ends old sessions.
     max_age_s
         How long a session lasts.
     """
@@ -217,31 +219,23 @@ class SessionSigner:
     def __init__(
         self, secret: str, password_hash: str, *, max_age_s: float = SESSION_MAX_AGE_S
     ) -> None:
-        material = f"arena-admin-session\0{password_hash}".encode()
-        self._key = hmac.new(secret.encode("utf-8"), material, hashlib.sha256).digest()
+        self._sessions = Signer(secret, f"admin session\0{password_hash}")
+        self._csrf = Signer(secret, f"admin csrf\0{password_hash}")
         self.max_age_s = max_age_s
-
-    def _mac(self, label: str, text: str) -> str:
-        return _b64(hmac.new(self._key, f"{label}\0{text}".encode(), hashlib.sha256).digest())
 
     def issue(self, actor: str, *, now: float | None = None) -> str:
         """A new session cookie value for ``actor``."""
-        payload = {"a": actor, "t": int(time.time() if now is None else now)}
-        payload["n"] = secrets.token_hex(8)
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
-        return f"{body}.{self._mac('session', body)}"
+        issued = int(time.time() if now is None else now)
+        return self._sessions.dumps({"a": actor, "t": issued, "n": secrets.token_hex(8)})
 
     def read(self, token: str | None, *, now: float | None = None) -> AdminSession | None:
         """The session of a cookie value, or ``None`` when absent, forged or expired."""
-        if not token or token.count(".") != 1:
-            return None
-        body, mac = token.split(".")
-        if not hmac.compare_digest(self._mac("session", body), mac):
+        if not token:
             return None
         try:
-            payload = json.loads(_unb64(body))
+            payload = self._sessions.loads(token)
             actor, issued = str(payload["a"]), float(payload["t"])
-        except (ValueError, KeyError, TypeError, binascii.Error):
+        except (BadSignature, KeyError, TypeError, ValueError):
             return None
         age = (time.time() if now is None else now) - issued
         if not 0 <= age <= self.max_age_s:
@@ -250,7 +244,7 @@ class SessionSigner:
 
     def csrf_token(self, session: AdminSession) -> str:
         """The token the session's forms carry."""
-        return self._mac("csrf", session.token)
+        return self._csrf.mac(session.token)
 
     def check_csrf(self, session: AdminSession, token: str | None) -> bool:
         """Whether a form's token belongs to this session."""

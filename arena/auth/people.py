@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arena.signing import BadSignature, Signer
+from arena.signing import BadSignature, Signer, cookie_header
 from arena.store import user_key
 
 __all__ = [
@@ -90,8 +90,7 @@ class PersonCookies:
     @staticmethod
     def header(value: str, *, path: str, max_age_s: int, secure: bool) -> str:
         """The ``Set-Cookie`` value (``max_age_s=0`` deletes the cookie)."""
-        attrs = f"Path={path}; Max-Age={max_age_s}; HttpOnly; SameSite=Lax"
-        return f"{PERSON_COOKIE}={value}; {attrs}" + ("; Secure" if secure else "")
+        return cookie_header(PERSON_COOKIE, value, path=path, max_age_s=max_age_s, secure=secure)
 
 
 @dataclass(frozen=True)

@@ -184,14 +184,7 @@ def apply_finding(*, session: Session, judge: str, reason: str) -> int:
     """
     if not judge or not reason.strip():
         raise InvalidValue("applying a finding needs the voter's key and a reason")
-    with _transaction(session):
-        result = session.execute(
-            update(Vote)
-            .where(col(Vote.judge) == judge, col(Vote.exclusion).is_(None))
-            .values(exclusion=reason)
-        )
-        _finish(session)
-        return int(getattr(result, "rowcount", 0) or 0)
+    return _set_exclusion(session, judge, col(Vote.exclusion).is_(None), reason)
 
 
 def undo_finding(*, session: Session, judge: str, reason: str) -> int:
@@ -207,11 +200,16 @@ def undo_finding(*, session: Session, judge: str, reason: str) -> int:
     """
     if not judge or not reason.strip():
         raise InvalidValue("undoing a finding needs the voter's key and its reason")
+    return _set_exclusion(session, judge, col(Vote.exclusion) == reason, None)
+
+
+def _set_exclusion(
+    session: Session, judge: str, which: sa.ColumnElement[bool], exclusion: str | None
+) -> int:
+    """Set the exclusion of the votes of ``judge`` that match ``which``; how many changed."""
     with _transaction(session):
         result = session.execute(
-            update(Vote)
-            .where(col(Vote.judge) == judge, col(Vote.exclusion) == reason)
-            .values(exclusion=None)
+            update(Vote).where(col(Vote.judge) == judge, which).values(exclusion=exclusion)
         )
         _finish(session)
         return int(getattr(result, "rowcount", 0) or 0)

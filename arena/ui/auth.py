@@ -29,7 +29,7 @@ from arena.auth.people import (
     Person,
     PersonCookies,
 )
-from arena.signing import BadSignature, Signer
+from arena.signing import BadSignature, Signer, cookie_header
 from arena.ui.asgi import ASGIApp, Receive, Scope, Send, app_path, cookie, header, reply
 
 __all__ = ["FLOW_COOKIE", "AuthMiddleware"]
@@ -145,9 +145,8 @@ class AuthMiddleware:
                 "e": time.time() + _FLOW_TTL_S,
             }
         )
-        flow_cookie = (
-            f"{FLOW_COOKIE}={token}; Path={root or '/'}; Max-Age={_FLOW_TTL_S}; HttpOnly; "
-            "SameSite=Lax" + ("; Secure" if _secure(scope) else "")
+        flow_cookie = cookie_header(
+            FLOW_COOKIE, token, path=root or "/", max_age_s=_FLOW_TTL_S, secure=_secure(scope)
         )
         await _redirect(send, url, [flow_cookie])
 
@@ -156,7 +155,9 @@ class AuthMiddleware:
             k: v[0]
             for k, v in parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1")).items()
         }
-        clear_flow = f"{FLOW_COOKIE}=; Path={root or '/'}; Max-Age=0; HttpOnly; SameSite=Lax"
+        clear_flow = cookie_header(
+            FLOW_COOKIE, "", path=root or "/", max_age_s=0, secure=_secure(scope)
+        )
 
         async def refuse(status: int, title: str, message: str) -> None:
             log.info("sign-in refused: %s", message)
