@@ -195,3 +195,81 @@ def test_required_mode_admits_signed_in_group_members_only(required: SignInArena
     assert refused.status_code == 403
     text = html.unescape(refused.text)
     assert "ARENA_AUTH_ALLOWED_GROUPS" in text and "claim 'groups'" in text, text
+
+
+def _code_for(provider: Provider, url: str, login: str, callback: str) -> dict[str, str]:
+    """Drive the provider's own pages from an authorization URL to the callback's query."""
+    from urllib.parse import parse_qs, urlparse
+
+    with httpx.Client(trust_env=False, timeout=30) as http:
+        r = http.get(url, follow_redirects=False)
+        for _ in range(20):
+            location = r.headers.get("location")
+            if location and location.startswith(callback):
+                return {k: v[0] for k, v in parse_qs(urlparse(location).query).items()}
+            if location:
+                r = http.get(httpx.URL(str(r.url)).join(location), follow_redirects=False)
+                continue
+            m = re.search(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', r.text, re.S)
+            assert m, r.text[:300]
+            fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', m[2]))
+            if fields.get("prompt") == "login":
+                fields.update(login=login, password="x")
+            r = http.post(m[1], data=fields, follow_redirects=False)
+    raise AssertionError("the provider never came back")
+
+
+def test_the_client_refuses_what_it_was_not_written_around(tmp_path: Path) -> None:
+    """Cases the flow above never produces: a nonce that is not this sign-in's, a code used
+    twice, a wrong client secret, an issuer that names itself differently."""
+    import asyncio
+    import dataclasses
+
+    from arena.auth import AuthMode
+    from arena.auth.config import AuthConfig
+    from arena.auth.oidc import OidcClient, OidcError
+
+    need_node()
+    callback = "http://127.0.0.1:9/auth/callback"  # never contacted: the test reads the URL
+    with oidc_provider(tmp_path, free_port(), [callback]) as provider:
+        config = AuthConfig(
+            AuthMode.OPTIONAL,
+            provider.issuer,
+            CLIENT_ID,
+            CLIENT_SECRET,
+            "openid email",
+            "",
+            (),
+            (),
+            "groups",
+            3600.0,
+        )
+
+        async def run() -> None:
+            client = OidcClient(config)
+            # A good sign-in first: the same client accepts it.
+            url, flow = await client.start(callback)
+            query = _code_for(provider, url, "alice", callback)
+            assert (await client.finish(flow, code=query["code"]))["sub"] == "alice"
+            # The same code again: the provider refuses it, and so does the client.
+            with pytest.raises(OidcError, match="did not accept"):
+                await client.finish(flow, code=query["code"])
+            # A nonce from another sign-in (a replayed ID token would carry the old one).
+            url, flow = await client.start(callback)
+            query = _code_for(provider, url, "alice", callback)
+            with pytest.raises(OidcError, match="nonce"):
+                await client.finish(
+                    dataclasses.replace(flow, nonce="not-this-one"), code=query["code"]
+                )
+            # A wrong client secret.
+            wrong = OidcClient(dataclasses.replace(config, client_secret="wrong"))
+            url, flow = await wrong.start(callback)
+            query = _code_for(provider, url, "alice", callback)
+            with pytest.raises(OidcError, match="did not accept"):
+                await wrong.finish(flow, code=query["code"])
+            # A configured issuer the provider does not call itself.
+            other = OidcClient(dataclasses.replace(config, issuer=provider.issuer + "/other"))
+            with pytest.raises(OidcError):
+                await other.start(callback)
+
+        asyncio.run(run())
