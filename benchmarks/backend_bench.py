@@ -27,7 +27,9 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5, help="timed runs per path")
     p.add_argument(
         "--concurrency", default="2", help="comma-separated stream counts, e.g. 2,4 (0: skip)"
+    )
+    p.add_argument(
+        "--breakdown",
+        type=int,
+        default=0,
+        metavar="REPEATS",
+        help="also time direct generate with each piece of the backend's path added alone "
+        "(worker thread, stop criterion, streamer), REPEATS runs each (0: skip)",
     )
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT", help="write results")
     return p.parse_args(argv)
@@ -143,8 +153,10 @@ def direct_batch(backend: TransformersBackend, prompts: list[str], max_new: int)
         backend.render_prompt(GenerationRequest.from_prompt(p, max_new_tokens=max_new))
         for p in prompts
     ]
-    side = tok.padding_side
+    side, pad_token = tok.padding_side, tok.pad_token
     tok.padding_side = "left"
+    if pad_token is None:  # some tokenizers name none; the end-of-sequence token pads here
+        tok.pad_token = tok.eos_token
     try:
         t0 = time.perf_counter()
         inputs = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
@@ -156,6 +168,7 @@ def direct_batch(backend: TransformersBackend, prompts: list[str], max_new: int)
         total = time.perf_counter() - t0
     finally:
         tok.padding_side = side
+        tok.pad_token = pad_token
     new = out[:, inputs["input_ids"].shape[1] :]
     pad = tok.pad_token_id if tok.pad_token_id is not None else -1
     tokens = 0
@@ -170,6 +183,66 @@ def direct_batch(backend: TransformersBackend, prompts: list[str], max_new: int)
         "tokens": tokens,
         "wall_s": total,
         "tokens_per_s": tokens / total,
+    }
+
+
+# One long-lived worker thread, reused across calls (a thread-pool's behaviour).
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-pooled")
+
+
+def piecewise(backend: TransformersBackend, prompt: str, max_new: int) -> dict[str, float]:
+    """One direct ``generate`` per variant, each adding one piece of the backend's path.
+
+    Returns tokens per second for: the plain call on this thread; the same call in a fresh
+    thread (the backend starts one per reply); with the backend's stop criterion; with its
+    streamer; and with all three together (the backend minus the event loop).
+    """
+    from transformers import StoppingCriteriaList
+
+    from arena.backends.transformers_backend import _DeltaStreamer, _StopWhen
+
+    loaded = backend.loaded
+    request = GenerationRequest.from_prompt(prompt, max_new_tokens=max_new)
+
+    class _Sink:
+        stop = threading.Event()
+        deadline = float("inf")
+
+        def text(self, text: str) -> None:
+            pass
+
+    def run(*, thread: bool, stopper: bool, streamer: bool, pooled: bool = False) -> float:
+        inputs = backend.encode(request)
+        kwargs = dict(backend.generation_kwargs(request))
+        if stopper:
+            kwargs["stopping_criteria"] = StoppingCriteriaList([_StopWhen(_Sink())])  # type: ignore[arg-type]
+        if streamer:
+            kwargs["streamer"] = _DeltaStreamer(loaded.tokenizer, _Sink())  # type: ignore[arg-type]
+        out: list[Any] = []
+
+        def call() -> None:
+            out.append(loaded.model.generate(**inputs, **kwargs))
+            _sync(loaded.device)
+
+        t0 = time.perf_counter()
+        if pooled:
+            _POOL.submit(call).result()
+        elif thread:
+            worker = threading.Thread(target=call)
+            worker.start()
+            worker.join()
+        else:
+            call()
+        total = time.perf_counter() - t0
+        return int(out[0].shape[1] - inputs["input_ids"].shape[1]) / total
+
+    return {
+        "plain": run(thread=False, stopper=False, streamer=False),
+        "fresh_thread": run(thread=True, stopper=False, streamer=False),
+        "long_lived_thread": run(thread=True, stopper=False, streamer=False, pooled=True),
+        "stop_criterion": run(thread=False, stopper=True, streamer=False),
+        "streamer": run(thread=False, stopper=False, streamer=True),
+        "all_three": run(thread=True, stopper=True, streamer=True),
     }
 
 
@@ -316,6 +389,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     single["ttft_overhead_s"] = single["backend"]["ttft_s"] - single["direct"]["ttft_s"]
     result["single_stream"] = single
 
+    if args.breakdown:
+        runs = [piecewise(backend, prompt, args.max_new_tokens) for _ in range(args.breakdown)]
+        result["breakdown_tokens_per_s"] = {
+            key: float(statistics.median(r[key] for r in runs)) for key in runs[0]
+        }
+        print(f"breakdown (tokens/s): {result['breakdown_tokens_per_s']}", file=sys.stderr)
+
     result["concurrent"] = []
     for n in levels:
         prompts = [PROMPTS[i % len(PROMPTS)] for i in range(n)]
@@ -353,6 +433,9 @@ def report(result: dict[str, Any]) -> str:
         f"{s['ratio_tokens_per_cpu_s']:.3f}), TTFT overhead "
         f"{s['ttft_overhead_s'] * 1000:+.1f} ms, identical text: {s['same_text']}",
     ]
+    if "breakdown_tokens_per_s" in result:
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in result["breakdown_tokens_per_s"].items())
+        lines.append(f"direct generate plus one piece of the backend (tok/s): {parts}")
     for row in result["concurrent"]:
         c, q, b = row["backend_concurrent"], row["backend_sequential"], row["direct_batched"]
         lines.append(

@@ -1,16 +1,22 @@
 """The ``transformers`` backend: a Hugging Face model in this process.
 
-Generation runs in a worker thread (``model.generate`` blocks); a streamer posts text deltas
-to the event loop, and a stopping criterion polls a ``threading.Event`` after every decoding
-step, so cancellation and timeouts stop the device within one step.  Weights come from the
+Generation runs on a long-lived worker thread (``model.generate`` blocks); a streamer posts
+text deltas to the event loop, and a stopping criterion polls a ``threading.Event`` after every
+decoding step, so cancellation and timeouts stop the device within one step.  Weights come from the
 shared :class:`~arena.backends.weights.ModelCache`: several roster variants of one model share
 one loaded copy.
+
+Worker threads are reused, never started per reply: on a CUDA device a fresh thread per reply
+made bf16 decoding 2.8 times slower (15.7 against 43.5 tokens/s on an H200; BENCHMARKS.md,
+"Model backends on a GPU"), because each new thread pays again for per-thread CUDA state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import queue
 import threading
 import time
 from pathlib import Path
@@ -22,9 +28,59 @@ from arena.backends.weights import LoadedModel, ModelCache, shared_model_cache
 from arena.config import Settings
 from arena.roster import RosterEntry
 
-__all__ = ["TransformersBackend"]
+__all__ = ["GenerationThreads", "TransformersBackend"]
 
 log = logging.getLogger(__name__)
+
+
+class GenerationThreads:
+    """Long-lived worker threads: a job goes to an idle thread, or to a new one if none is idle.
+
+    Threads are never retired, so their number is the peak number of replies generated at
+    once, which the backends' slots bound (the sum of ``max_concurrency`` over the roster).
+    """
+
+    def __init__(self, prefix: str = "arena-generate") -> None:
+        self._prefix = prefix
+        self._jobs: queue.SimpleQueue[tuple[Any, tuple[Any, ...]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._numbers = itertools.count(1)
+
+    @property
+    def idle(self) -> int:
+        """Threads waiting for a job."""
+        with self._lock:
+            return self._idle
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on a worker thread; returns at once."""
+        with self._lock:
+            if self._idle:
+                # One put per idle thread taken: a waiting thread receives exactly this job.
+                self._idle -= 1
+                self._jobs.put((fn, args))
+                return
+        thread = threading.Thread(
+            target=self._work,
+            args=(fn, args),
+            name=f"{self._prefix}-{next(self._numbers)}",
+            daemon=True,
+        )
+        thread.start()
+
+    def _work(self, fn: Any, args: tuple[Any, ...]) -> None:
+        while True:
+            try:
+                fn(*args)
+            except BaseException:  # a job's failure must not cost the pool its thread
+                log.exception("generation job failed")
+            with self._lock:
+                self._idle += 1
+            fn, args = self._jobs.get()
+
+
+_THREADS = GenerationThreads()
 
 
 class TransformersBackend(StreamingBackend):
@@ -169,13 +225,7 @@ class TransformersBackend(StreamingBackend):
             kwargs = self.generation_kwargs(request)
         except Exception as exc:
             raise ModelError(self._entry.name, f"chat template failed: {exc}") from exc
-        thread = threading.Thread(
-            target=self._generate,
-            args=(loaded, inputs, kwargs, control),
-            name=f"arena-generate-{self._entry.name}",
-            daemon=True,
-        )
-        thread.start()
+        _THREADS.submit(self._generate, loaded, inputs, kwargs, control)
 
     def _generate(
         self, loaded: LoadedModel, inputs: Any, kwargs: dict[str, Any], control: StreamControl
