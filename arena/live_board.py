@@ -99,6 +99,11 @@ class LiveBoard:
         self._since_recount = np.zeros((0, 0, 4), dtype=np.int64)
         self._generation = 0
         self._theta: dict[str, float] = {}
+        self._names: dict[int, str] = {}
+        # The cells of the last fit and its result: an update that changed no cell (no new
+        # vote, no correction) returns that result instead of fitting again.
+        self._fitted_cells: npt.NDArray[np.int64] | None = None
+        self._fitted: LiveResult | None = None
 
     def invalidate(self) -> None:
         """Recount everything on the next :meth:`update` (after imports, audits, ...)."""
@@ -137,8 +142,16 @@ class LiveBoard:
                 )
                 self._recounting.start()
             tail = self._fold(now)
-            names = self._model_names()
-            return self._fit(_add(self._settled, tail), names)
+            cells = _add(self._settled, tail)
+            if (
+                self._fitted is not None
+                and self._fitted_cells is not None
+                and np.array_equal(cells, self._fitted_cells)
+            ):
+                return LiveResult(self._fitted.leaderboard, self._fitted.n_votes, self._last_id)
+            result = self._fit(cells, self._model_names(cells))
+            self._fitted_cells, self._fitted = cells, result
+            return result
 
     def _recount_in_background(self, now: float, bound: int, generation: int) -> None:
         try:
@@ -187,8 +200,12 @@ class LiveBoard:
                 self._since_recount = _add(self._since_recount, cells)
         return _dense(tail)
 
-    def _model_names(self) -> dict[int, str]:
-        return store.model_names_by_id(engine=self.engine)
+    def _model_names(self, cells: npt.NDArray[np.int64]) -> dict[int, str]:
+        """Model names by id; read again only when a cell names an unknown id."""
+        used = np.flatnonzero(cells.sum(axis=(1, 2)) + cells.sum(axis=(0, 2)))
+        if any(int(m) not in self._names for m in used):
+            self._names = store.model_names_by_id(engine=self.engine)
+        return self._names
 
     def _fit(self, cells: npt.NDArray[np.int64], names: dict[int, str]) -> LiveResult:
         n_votes = int(cells.sum())

@@ -159,6 +159,13 @@ class Standings:
         self._live = LiveBoard(engine)
         self._figures_at = -float("inf")
         self._drawing: threading.Thread | None = None
+        self._live_cpu_s = 0.0
+
+    @property
+    def live_cpu_s(self) -> float:
+        """CPU seconds this process has spent on updates of the live (plain) board: the
+        board's cost, which ``benchmarks/live_bench.py`` divides by the votes folded."""
+        return self._live_cpu_s
 
     @property
     def refresh_s(self) -> float:
@@ -209,9 +216,11 @@ class Standings:
                 self._snapshots[view] = dataclasses.replace(snap, computed_at=float("-inf"))
 
     def _refresh(self, view: View) -> None:
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.thread_time()
         try:
             snap = self.compute(view)
+            if view == View():
+                self._live_cpu_s += time.thread_time() - cpu0  # one refresh per view at a time
             took = time.monotonic() - t0
             if took > SLOW_REFRESH_S:  # worth knowing: the board waits for it
                 log.info("leaderboard refresh (%s) took %.1f s", view, took)

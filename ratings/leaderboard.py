@@ -641,11 +641,18 @@ def rank_confidence(samples: FloatArray, level: float = 0.95) -> RankConfidence:
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     r, m = s.shape
-    # Sorting each replicate once gives every rank by binary search: R m log m, not R m^2.
-    srt = np.sort(s, axis=1)
+    # One sort per replicate, all replicates at once (R m log m, not R m^2).  In sorted
+    # order, the number of values <= the one at position p is the end of its run of equal
+    # values: p + 1 at a run's last position, carried back over the run by a reversed
+    # running minimum.
+    order = np.argsort(s, axis=1, kind="stable")
+    srt = np.take_along_axis(s, order, axis=1)
+    run_end = np.ones((r, m), dtype=bool)
+    run_end[:, :-1] = srt[:, 1:] != srt[:, :-1]
+    at_most = np.where(run_end, np.arange(1, m + 1), m + 1)
+    at_most = np.minimum.accumulate(at_most[:, ::-1], axis=1)[:, ::-1]
     ranks = np.empty((r, m), dtype=np.int64)
-    for k in range(r):
-        ranks[k] = 1 + m - np.searchsorted(srt[k], s[k], side="right")
+    np.put_along_axis(ranks, order, 1 + m - at_most, axis=1)
     p_rank1 = (ranks == 1).mean(axis=0)
     lo = (1.0 - level) / 2.0
     best = np.quantile(ranks, lo, axis=0, method="lower").astype(np.int64)

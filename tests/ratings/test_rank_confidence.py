@@ -56,6 +56,20 @@ def test_rank_confidence_matches_a_naive_count() -> None:
     assert np.all(np.abs(total[off] - 1.0) <= 1.0 / 301 + P_TOL)
 
 
+@pytest.mark.parametrize("seed", [3, 41, 2024])
+def test_rank_confidence_with_many_ties_matches_a_naive_count(seed: int) -> None:
+    """Integer-valued replicates: ties for first, for last and in the middle, everywhere."""
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(2, 12))
+    samples = rng.integers(0, 4, size=(int(rng.integers(1, 90)), m)).astype(float)
+    conf = rank_confidence(samples, level=0.8)
+    ranks = _naive_ranks(samples)
+    np.testing.assert_allclose(conf.p_rank1, (ranks == 1).mean(axis=0), atol=P_TOL)
+    for i in range(m):
+        assert conf.best[i] == int(np.quantile(ranks[:, i], 0.1, method="lower"))
+        assert conf.worst[i] == int(np.quantile(ranks[:, i], 0.9, method="higher"))
+
+
 def test_rank_confidence_rejects_empty_input() -> None:
     with pytest.raises(ValueError, match="at least one replicate"):
         rank_confidence(np.zeros((0, 3)))

@@ -130,3 +130,44 @@ def test_votes_stamped_before_the_settle_window_start_settled(engine: Engine) ->
     board = LiveBoard(engine)
     assert_same(live(board), full(engine))
     assert board._settled_id > 0  # the first recount settled them in SQL
+
+
+def test_an_update_without_changes_reuses_the_fit_and_a_new_model_gets_its_name(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_models(engine, MODELS)
+    rng = random.Random(8)
+    board = LiveBoard(engine)
+    random_votes(engine, rng, 30)
+    fits = 0
+    real_fit = LiveBoard._fit
+
+    def counting(self: LiveBoard, *args: object) -> object:
+        nonlocal fits
+        fits += 1
+        return real_fit(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LiveBoard, "_fit", counting)
+    first = board.update()
+    again = board.update()
+    assert fits == 1  # nothing changed: no second fit
+    assert again.leaderboard is first.leaderboard
+    assert again.last_vote_id == first.last_vote_id
+    # A vote for a model registered after the board read the names: fitted, and named.
+    register_models(engine, ("epsilon",))
+    vote_on_new_battle(engine, "model_a", model_a="epsilon", model_b="alpha")
+    vote_on_new_battle(engine, "model_b", model_a="epsilon", model_b="beta")
+    result = board.update()
+    assert fits == 2
+    assert result.leaderboard is not None
+    assert "epsilon" in {r.model for r in result.leaderboard.rows}
+    assert result.last_vote_id > first.last_vote_id
+    assert_same(live(board), full(engine))
+    # An exclusion changes the cells: fitted again.
+    bid = random_votes(engine, rng, 1)[0]
+    board.update()
+    with store.new_session(engine) as s:
+        store.mark_exclusion(session=s, battle_id=bid, reason="identity_leak")
+    board.update()
+    assert fits == 4
+    assert_same(live(board), full(engine))
