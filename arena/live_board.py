@@ -18,6 +18,7 @@ the folds go on), or at once after :meth:`LiveBoard.invalidate`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import time
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy.engine import Engine
+from threadpoolctl import ThreadpoolController
 
 from arena import store
 from ratings import Leaderboard, RatingOptions
@@ -233,9 +235,18 @@ class LiveBoard:
             weight_sq=n.astype(np.float64),
         )
         theta0 = np.array([self._theta.get(m, 0.0) for m in counts.models])
-        lb, theta = leaderboard_from_counts(counts, self.options, theta0=theta0)
+        # The matrices are small (models x models): one BLAS thread is as fast when the
+        # machine is idle, and under load it does not spin-wait for a busy core (the fit's
+        # eigh/solve/inv took 10 times longer with two OpenBLAS threads while votes came in).
+        with _blas().limit(limits=1, user_api="blas"):
+            lb, theta = leaderboard_from_counts(counts, self.options, theta0=theta0)
         self._theta = dict(zip(counts.models, map(float, theta), strict=True))
         return LiveResult(lb, n_votes, self._last_id)
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 def _dense(rows: list[tuple[int, int, int, int]]) -> npt.NDArray[np.int64]:
