@@ -8,11 +8,14 @@ second at any table size, in every replica (each folds the shared database).
 
 Votes are read by id.  Ids are handed out at insert, so a transaction can commit an id lower
 than one already folded; and a vote's exclusion may be written just after it.  So the votes
-of the last :data:`SETTLE_S` seconds stay *unsettled*: they are re-read on every fold (they
-are few) and only then moved into the settled cells.  Corrections to older votes (an
-exclusion, ``arena audit --apply``, an import) are caught by a full recount in SQL every
-:data:`RECOUNT_S` seconds, in the background (about a second at a million votes, during which
-the folds go on), or at once after :meth:`LiveBoard.invalidate`.
+of the last :data:`SETTLE_S` seconds stay *unsettled* in a window kept in memory, and only
+then move into the settled cells.  Each fold reads the votes above the highest id read, the
+ids that were missing below it (transactions still open then), and a checksum of the window
+(its vote count and the sum of its counted ids): a difference from the copy in memory (a late
+commit elsewhere, an exclusion written afterwards) makes it read the whole window again.
+Corrections to older votes (an exclusion, ``arena audit --apply``, an import) are caught by a
+full recount in SQL every :data:`RECOUNT_S` seconds, in the background (about a second at a
+million votes, during which the folds go on), or at once after :meth:`LiveBoard.invalidate`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from ratings import Leaderboard, RatingOptions
 from ratings.data import A_WINS, B_WINS, Counts
 from ratings.leaderboard import leaderboard_from_counts
 
-__all__ = ["RECOUNT_S", "SETTLE_S", "LiveBoard", "LiveResult"]
+__all__ = ["MAX_GAPS", "RECOUNT_S", "SETTLE_S", "LiveBoard", "LiveResult"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,12 @@ log = logging.getLogger(__name__)
 SETTLE_S = 10.0
 #: Seconds between two full recounts (corrections to settled votes reach the board).
 RECOUNT_S = 60.0
+#: Missing ids below the highest read that are asked for again on each fold; past this many
+#: (a jump in the id sequence), the window checksum alone catches their late commits.
+MAX_GAPS = 1000
+
+# One unsettled vote: (model_a_id, model_b_id, outcome, voted_at epoch, counted).
+_Vote = tuple[int, int, int, float, bool]
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,13 @@ class LiveBoard:
         self._generation = 0
         self._theta: dict[str, float] = {}
         self._names: dict[int, str] = {}
+        # The unsettled window (ids above _settled_id), its counted cells, its checksum
+        # (vote count, sum of counted ids), and the ids missing in it.
+        self._window: dict[int, _Vote] = {}
+        self._window_cells = np.zeros((0, 0, 4), dtype=np.int64)
+        self._window_sum = (0, 0)
+        self._gaps: set[int] = set()
+        self.window_rereads = 0  # folds that had to read the whole window again
         # The cells of the last fit and its result: an update that changed no cell (no new
         # vote, no correction) returns that result instead of fitting again.
         self._fitted_cells: npt.NDArray[np.int64] | None = None
@@ -180,27 +196,74 @@ class LiveBoard:
         return _dense(store.live_vote_cells(engine=self.engine, up_to_id=up_to))
 
     def _fold(self, now: float) -> npt.NDArray[np.int64]:
-        """Read the unsettled votes; settle the old ones; return the rest as cells."""
-        settle_before = now - SETTLE_S
-        rows = store.live_votes_after(engine=self.engine, after_id=self._settled_id)
-        settled: list[tuple[int, int, int, int]] = []
-        tail: list[tuple[int, int, int, int]] = []
-        settling = True
-        for vid, a, b, outcome, voted_at, counted in rows:
-            self._last_id = max(self._last_id, int(vid))
-            # Settle a prefix of old votes only: a younger vote stops it, so that a late
-            # commit below a young id is still read next time.
-            settling = settling and _epoch(voted_at) < settle_before
-            if settling:
-                self._settled_id = int(vid)
+        """Read new and late votes; settle the old ones; return the window's cells."""
+        gaps = sorted(self._gaps)[:MAX_GAPS]
+        rows, checksum = store.live_votes_new(
+            engine=self.engine, after_id=self._last_id, gaps=gaps, window_from=self._settled_id
+        )
+        self._gaps.difference_update(int(r[0]) for r in rows)
+        fresh = [r for r in rows if int(r[0]) > self._settled_id and int(r[0]) not in self._window]
+        self._admit(fresh)
+        self._note_gaps(self._last_id, max([self._last_id, *(int(r[0]) for r in rows)]))
+        if checksum != self._window_sum:
+            self._reread_window()
+        self._settle(now - SETTLE_S)
+        return self._window_cells
+
+    def _admit(self, rows: list[tuple[object, ...]]) -> None:
+        """Add votes read from the database to the window."""
+        cells: list[tuple[int, int, int, int]] = []
+        n, id_sum = self._window_sum
+        for row in rows:
+            vid, a, b, outcome = (int(x) for x in row[:4])  # type: ignore[call-overload]
+            counted = bool(row[5])
+            self._window[vid] = (a, b, outcome, _epoch(row[4]), counted)
+            n, id_sum = n + 1, id_sum + (vid if counted else 0)
             if counted:
-                (settled if settling else tail).append((int(a), int(b), int(outcome), 1))
+                cells.append((a, b, outcome, 1))
+        self._window_sum = (n, id_sum)
+        if cells:
+            self._window_cells = _add(self._window_cells, _dense(cells))
+
+    def _note_gaps(self, below: int, top: int) -> None:
+        """Remember the ids in ``(below, top)`` that were not read (not committed yet), and
+        make ``top`` the highest id read."""
+        missing = top - below - 1 - sum(1 for v in self._window if below < v < top)
+        if 0 < missing <= MAX_GAPS:
+            self._gaps.update(i for i in range(below + 1, top) if i not in self._window)
+        self._last_id = max(self._last_id, top)
+
+    def _reread_window(self) -> None:
+        """Read the whole window again (a late commit outside the gaps, a new exclusion)."""
+        self.window_rereads += 1
+        rows = store.live_votes_after(engine=self.engine, after_id=self._settled_id)
+        self._window, self._window_sum, self._gaps = {}, (0, 0), set()
+        self._window_cells = np.zeros((0, 0, 4), dtype=np.int64)
+        self._admit(rows)
+        self._note_gaps(self._settled_id, max([self._last_id, *self._window]))
+
+    def _settle(self, before: float) -> None:
+        """Move the oldest votes, up to the first younger than ``before``, into the settled
+        cells.  Only a prefix: a late commit below a young id is still read next time."""
+        settled: list[tuple[int, int, int, int]] = []
+        for vid in sorted(self._window):
+            a, b, outcome, voted_at, counted = self._window[vid]
+            if voted_at >= before:
+                break
+            del self._window[vid]
+            n, id_sum = self._window_sum
+            self._window_sum = (n - 1, id_sum - (vid if counted else 0))
+            self._settled_id = vid
+            if counted:
+                settled.append((a, b, outcome, 1))
+        if self._gaps:
+            self._gaps = {g for g in self._gaps if g > self._settled_id}
         if settled:
             cells = _dense(settled)
+            self._window_cells = _subtract(self._window_cells, cells)
             self._settled = _add(self._settled, cells)
             if self._recounting is not None:
                 self._since_recount = _add(self._since_recount, cells)
-        return _dense(tail)
 
     def _model_names(self, cells: npt.NDArray[np.int64]) -> dict[int, str]:
         """Model names by id; read again only when a cell names an unknown id."""
@@ -267,6 +330,11 @@ def _add(x: npt.NDArray[np.int64], y: npt.NDArray[np.int64]) -> npt.NDArray[np.i
     out[: x.shape[0], : x.shape[1]] += x
     out[: y.shape[0], : y.shape[1]] += y
     return out
+
+
+def _subtract(x: npt.NDArray[np.int64], y: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``x - y`` for cell arrays where ``y`` counts a subset of ``x``'s votes."""
+    return _add(x, -y)
 
 
 def _epoch(value: object) -> float:

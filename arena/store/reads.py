@@ -508,6 +508,51 @@ def live_votes_after(*, engine: Engine, after_id: int) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(text(sql), {"after": after_id}).all()]
 
 
+def live_votes_new(
+    *, engine: Engine, after_id: int, gaps: list[int], window_from: int
+) -> tuple[list[tuple[Any, ...]], tuple[int, int]]:
+    """The live leaderboard's incremental read: new votes, late ones, and a window checksum.
+
+    Parameters
+    ----------
+    engine
+        The arena's database.
+    after_id
+        The highest vote id already read: every vote above it is returned.
+    gaps
+        Ids at or below ``after_id`` that were missing when read (transactions that had not
+        committed yet): any of them that exists now is returned too.
+    window_from
+        The window's lower bound (exclusive; the highest settled id).
+
+    Returns
+    -------
+    tuple
+        ``(rows, (count, counted_id_sum))``: rows as :func:`live_votes_after`, in id order,
+        and over the window ``window_from < id <= max(after_id, highest id returned)`` the
+        number of votes and the sum of the ids of the counted ones.  The reader compares
+        that checksum with its own copy of the window: a late commit outside ``gaps``, or an
+        exclusion written after the vote, makes them differ.
+    """
+    counted = _counted_sql(engine)
+    rows_sql = sa.text(
+        f"SELECT id, model_a_id, model_b_id, {_OUTCOME_SQL}, voted_at, "
+        f"CASE WHEN {counted} THEN 1 ELSE 0 END FROM vote "
+        "WHERE id > :after OR id IN :gaps ORDER BY id"
+    ).bindparams(sa.bindparam("gaps", expanding=True))
+    sum_sql = text(
+        f"SELECT count(*), coalesce(sum(CASE WHEN {counted} THEN id ELSE 0 END), 0) "
+        "FROM vote WHERE id > :lo AND id <= :hi"
+    )
+    with reader(engine).begin() as conn:
+        rows = [
+            tuple(r) for r in conn.execute(rows_sql, {"after": after_id, "gaps": gaps}).all()
+        ]
+        hi = max([after_id, *(int(r[0]) for r in rows)])
+        count, id_sum = conn.execute(sum_sql, {"lo": window_from, "hi": hi}).one()
+    return rows, (int(count), int(id_sum))
+
+
 def vote_id_before(*, engine: Engine, before: dt.datetime) -> int:
     """The highest vote id voted before ``before`` (0 when none); ``ix_vote_voted_at``."""
     query = sa.select(sa.func.max(col(Vote.id))).where(col(Vote.voted_at) < before)

@@ -18,7 +18,7 @@ from arena import live_board, store
 from arena.live_board import LiveBoard
 from ratings import RatingOptions, compute_leaderboard
 
-from .helpers import register_models, vote_on_new_battle
+from .helpers import make_battle, register_models, vote_on_new_battle
 
 MODELS = ("alpha", "beta", "gamma", "delta")
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
@@ -171,3 +171,46 @@ def test_an_update_without_changes_reuses_the_fit_and_a_new_model_gets_its_name(
     board.update()
     assert fits == 4
     assert_same(live(board), full(engine))
+
+
+def test_a_late_commit_below_a_folded_id_is_folded_in(engine: Engine) -> None:
+    """A vote whose id was handed out before another's but committed after it (two app
+    processes): a fold that already read the higher id still picks the lower one up, from
+    the ids it remembers as missing, without reading the whole window again."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: ids commit in order")
+    from sqlmodel import Session
+
+    register_models(engine, MODELS)
+    rng = random.Random(12)
+    random_votes(engine, rng, 12)
+    board = LiveBoard(engine)
+    assert_same(live(board), full(engine))
+    late_battle = make_battle(engine, model_a="gamma", model_b="delta")
+    ids = {name: i for i, name in store.model_names_by_id(engine=engine).items()}
+    with Session(engine) as late:
+        vote = store.Vote(
+            battle_id=late_battle,
+            model_a_id=ids["gamma"],
+            model_b_id=ids["delta"],
+            anony=True,
+            judge="late-judge",
+            question_id="q-late",
+            turn=1,
+            winner="model_a",
+        )
+        late.add(vote)
+        late.flush()  # the id is handed out; not committed yet
+        late_id = int(vote.id or 0)
+        random_votes(engine, rng, 3)  # committed, with higher ids
+        first = board.update()
+        assert first.last_vote_id > late_id
+        assert late_id in board._gaps
+        late.commit()
+    rereads = board.window_rereads
+    assert_same(live(board), full(engine))
+    assert board.update().n_votes == len(
+        store.battles_for_ratings(engine=engine, with_clusters=False)
+    )
+    assert board.window_rereads == rereads  # found through the gap, not a full re-read
+    assert late_id not in board._gaps
