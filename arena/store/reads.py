@@ -535,19 +535,25 @@ def live_votes_new(
         exclusion written after the vote, makes them differ.
     """
     counted = _counted_sql(engine)
-    rows_sql = sa.text(
+    columns = (
         f"SELECT id, model_a_id, model_b_id, {_OUTCOME_SQL}, voted_at, "
         f"CASE WHEN {counted} THEN 1 ELSE 0 END FROM vote "
-        "WHERE id > :after OR id IN :gaps ORDER BY id"
-    ).bindparams(sa.bindparam("gaps", expanding=True))
+    )
+    # Two statements, not "id > :after OR id IN :gaps": PostgreSQL answered the OR with a
+    # scan of the whole table (0.3 s at a million votes); each of these is an index range.
+    new_sql = text(columns + "WHERE id > :after ORDER BY id")
+    gaps_sql = sa.text(columns + "WHERE id IN :gaps ORDER BY id").bindparams(
+        sa.bindparam("gaps", expanding=True)
+    )
     sum_sql = text(
         f"SELECT count(*), coalesce(sum(CASE WHEN {counted} THEN id ELSE 0 END), 0) "
         "FROM vote WHERE id > :lo AND id <= :hi"
     )
     with reader(engine).begin() as conn:
-        rows = [
-            tuple(r) for r in conn.execute(rows_sql, {"after": after_id, "gaps": gaps}).all()
-        ]
+        rows = [tuple(r) for r in conn.execute(new_sql, {"after": after_id}).all()]
+        if gaps:
+            late = conn.execute(gaps_sql, {"gaps": gaps}).all()
+            rows = [tuple(r) for r in late] + rows
         hi = max([after_id, *(int(r[0]) for r in rows)])
         count, id_sum = conn.execute(sum_sql, {"lo": window_from, "hi": hi}).one()
     return rows, (int(count), int(id_sum))
