@@ -102,6 +102,8 @@ class GradioSession:
     ) -> None:
         self.http = http
         self.fn = fn_index
+        # Events the page runs outside the queue (the config's ``queue: false``).
+        self.direct = {name for name in fn_index if name in DIRECT}
         self.session = uuid.uuid4().hex[:11]
         # Per session, as in a browser tab: the balancer's affinity cookie (the shared
         # client's own cookie jar refuses cookies) and, via a balancer, the user's address.
@@ -128,6 +130,13 @@ class GradioSession:
         resp.raise_for_status()
         self._keep_cookie(resp)
         return list(resp.json()["data"])
+
+    async def run(self, api_name: str, data: list[Any], on_message: Any = None) -> Any:
+        """Run one event the way the page does: directly if it skips the queue (its output
+        data), else through the queue (its messages)."""
+        if api_name in self.direct:
+            return await self.predict(api_name, data)
+        return await self.call(api_name, data, on_message)
 
     async def call(
         self, api_name: str, data: list[Any], on_message: Any = None
@@ -233,7 +242,7 @@ async def one_battle(
     if not all(isinstance(b, dict) and b.get("interactive") for b in buttons):
         raise RuntimeError(f"vote buttons not switched on after the answers: {buttons}")
     t1 = time.monotonic()
-    reply = await asyncio.wait_for(session.call(f"battle_vote_{choice}", [None]), STEP_TIMEOUT_S)
+    reply = await asyncio.wait_for(session.run(f"battle_vote_{choice}", [None]), STEP_TIMEOUT_S)
     ack = time.monotonic() - t1
     m = REVEAL.search(json.dumps(reply, ensure_ascii=False))
     if m is None:
@@ -277,10 +286,18 @@ async def user_loop(
         k += 1
 
 
+DIRECT: set[str] = set()
+
+
 def event_ids(config: dict[str, Any]) -> dict[str, int]:
-    """Event ids by API name, plus the unnamed events chained before and after the send."""
+    """Event ids by API name, plus the unnamed events chained before and after the send.
+
+    Also notes in :data:`DIRECT` the named events that skip the queue, which the page (and
+    :meth:`GradioSession.run`) sends as one direct POST.
+    """
     deps = config["dependencies"]
     fn = {d["api_name"]: d["id"] for d in deps if d.get("api_name")}
+    DIRECT.update(d["api_name"] for d in deps if d.get("api_name") and d.get("queue") is False)
     by_id = {d["id"]: d for d in deps}
     send = fn["battle_send"]
     fn["battle_send:before"] = by_id[send]["trigger_after"]
@@ -462,6 +479,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ttft_p99_s": pct(stats.ttft, 0.99),
             "vote_ack_p50_s": pct(stats.vote_ack, 0.50),
             "vote_ack_p95_s": pct(stats.vote_ack, 0.95),
+            "direct_events": sorted(DIRECT),
             "new_user_ttft_idle_s": round(statistics.median(idle), 4) if idle else None,
             "new_user_ttft_loaded_s": round(statistics.median(loaded), 4) if loaded else None,
             "new_user_ttft_ratio": (

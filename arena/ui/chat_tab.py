@@ -332,6 +332,10 @@ def build_chat_tab(arena: Arena, mode: str) -> None:
             # The spinner goes on the status line only: over the headings it would sit on the
             # revealed names ("processing | 0.1s") until the page catches up.
             show_progress_on=[status],
+            # Outside the queue: one HTTP POST answered directly, instead of a queue join, a
+            # wait behind the streams for a worker, and a reply over the event stream.  A vote
+            # is a short database write (the vote gate serialises a battle's votes itself).
+            queue=False,
         )
     send_reasons.click(
         on_send_reasons,
