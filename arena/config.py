@@ -176,9 +176,10 @@ class Settings:
     )
     concurrency_limit: int = _setting(
         256,
-        "Most events of one kind (send, vote, ...) Gradio processes at once; more wait in its "
-        "queue. The handlers are async and each model's own max_concurrency decides who waits "
-        "for a model, so this only caps what a flood of requests can hold.",
+        "Most events of one kind (send, regenerate, ...) Gradio processes at once; more wait "
+        "in its queue (votes skip it: one direct request each). The handlers are async and "
+        "each model's own max_concurrency decides who waits for a model, so this only caps "
+        "what a flood of requests can hold.",
     )
     trusted_proxies: str = _setting(
         "",

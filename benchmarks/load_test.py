@@ -287,6 +287,8 @@ async def user_loop(
 
 
 DIRECT: set[str] = set()
+# Throwaway battles before the idle probes: two per replica of a two-replica deployment.
+WARMUP_BATTLES = 4
 
 
 def event_ids(config: dict[str, Any]) -> dict[str, int]:
@@ -413,7 +415,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 config = (await http.get("/config")).json()
                 fn = event_ids(config)
                 probe_address = user_address(args.users, args.via is not None)
-                idle = await probe(http, fn, 3, probe_address)
+                # Warm-up first: a replica's first battle pays for lazy set-up, and behind a
+                # balancer the idle probes would otherwise meet cold replicas (round robin
+                # sends each new session to the next one), inflating the idle baseline.
+                await probe(http, fn, WARMUP_BATTLES, probe_address)
+                idle = await probe(http, fn, 5, probe_address)
                 deadline = time.monotonic() + args.seconds
                 users = [
                     asyncio.create_task(
@@ -424,7 +430,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     for u in range(args.users)
                 ]
                 await asyncio.sleep(min(5.0, args.seconds / 4))  # let the load build up
-                loaded = await probe(http, fn, 3, probe_address)
+                loaded = await probe(http, fn, 5, probe_address)
                 killed_with = None
                 if args.kill_app_at is not None:
                     await asyncio.sleep(max(0.0, args.kill_app_at - min(5.0, args.seconds / 4)))
