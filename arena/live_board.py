@@ -120,8 +120,7 @@ class LiveBoard:
         self.window_rereads = 0  # folds that had to read the whole window again
         # The cells of the last fit and its result: an update that changed no cell (no new
         # vote, no correction) returns that result instead of fitting again.
-        self._fitted_cells: npt.NDArray[np.int64] | None = None
-        self._fitted: LiveResult | None = None
+        self._fitted: tuple[npt.NDArray[np.int64], LiveResult] | None = None
 
     def invalidate(self) -> None:
         """Recount everything on the next :meth:`update` (after imports, audits, ...)."""
@@ -161,14 +160,11 @@ class LiveBoard:
                 self._recounting.start()
             tail = self._fold(now)
             cells = _add(self._settled, tail)
-            if (
-                self._fitted is not None
-                and self._fitted_cells is not None
-                and np.array_equal(cells, self._fitted_cells)
-            ):
-                return LiveResult(self._fitted.leaderboard, self._fitted.n_votes, self._last_id)
+            if self._fitted is not None and np.array_equal(cells, self._fitted[0]):
+                last = self._fitted[1]
+                return LiveResult(last.leaderboard, last.n_votes, self._last_id)
             result = self._fit(cells, self._model_names(cells))
-            self._fitted_cells, self._fitted = cells, result
+            self._fitted = (cells, result)
             return result
 
     def _recount_in_background(self, now: float, bound: int, generation: int) -> None:
